@@ -1,0 +1,96 @@
+"""Batches: per-trajectory step control gives each trajectory its solo accuracy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ude_bridge as ub
+from tests.helpers import ADAPTIVE_METHODS, lotka_volterra
+
+
+def lv_params(t, u, p):
+    x, y = u[..., 0], u[..., 1]
+    a, b, c, d = p.unbind(-1)
+    return torch.stack([a * x - b * x * y, c * x * y - d * y], -1)
+
+
+def test_batch_of_64_equals_64_single_solves():
+    g = torch.Generator().manual_seed(1)
+    u0 = 0.5 + 3 * torch.rand(64, 2, generator=g, dtype=torch.float64)
+    ts = torch.linspace(0, 3, 7, dtype=torch.float64)
+    batch = ub.solve(ub.ODEProblem(lotka_volterra, u0, (0, 3)), "Tsit5", saveat=ts)
+    assert batch.u.shape == (64, 7, 2)
+    singles = torch.stack(
+        [ub.solve(ub.ODEProblem(lotka_volterra, u, (0, 3)), "Tsit5", saveat=ts).u for u in u0]
+    )
+    # same steps, same arithmetic order up to the batched matmul: agreement to round-off
+    assert torch.allclose(batch.u, singles, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ADAPTIVE_METHODS)
+def test_batched_solve_equals_per_sample_solves_for_every_method(method):
+    u0 = torch.tensor([[0.44249296, 4.6280594], [1.0, 1.0], [3.0, 0.2]], dtype=torch.float64)
+    ts = torch.tensor([0.0, 0.7, 2.0], dtype=torch.float64)
+    batch = ub.solve(ub.ODEProblem(lotka_volterra, u0, (0, 2)), method, saveat=ts)
+    for i in range(3):
+        one = ub.solve(ub.ODEProblem(lotka_volterra, u0[i], (0, 2)), method, saveat=ts)
+        assert torch.allclose(batch.u[i], one.u, rtol=1e-9, atol=1e-11)
+
+
+def test_per_trajectory_parameters_of_shape_b_by_k_are_used_row_by_row():
+    p = torch.tensor([[1.3, 0.9, 0.8, 1.8], [1.0, 1.0, 1.0, 1.0]], dtype=torch.float64)
+    u0 = torch.tensor([[1.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    batch = ub.solve(ub.ODEProblem(lv_params, u0, (0, 2), p), saveat=[2.0])
+    for i in range(2):
+        one = ub.solve(ub.ODEProblem(lv_params, u0[i], (0, 2), p[i]), saveat=[2.0])
+        assert torch.allclose(batch.u[i], one.u, rtol=1e-9)
+
+
+def test_each_trajectory_in_a_batch_keeps_its_own_accuracy():
+    # a fast and a slow trajectory: a shared step would over-resolve one of them; the
+    # per-row error norm keeps both at their solo accuracy
+    p = torch.tensor([[1.0], [8.0]], dtype=torch.float64)
+    u0 = torch.ones(2, 1, dtype=torch.float64)
+    f = lambda t, u, p: -p * u  # noqa: E731
+    sol = ub.solve(ub.ODEProblem(f, u0, (0, 1), p), rtol=1e-6, atol=1e-12, saveat=[1.0])
+    exact = torch.exp(-p)
+    rel = ((sol.u[:, -1] - exact) / exact).abs()
+    assert (rel < 1e-4).all()
+
+
+def test_time_reaches_f_as_a_b_by_1_column_in_a_batch():
+    seen = []
+
+    def f(t, u, p):
+        seen.append(tuple(t.shape))
+        return torch.cos(t) * torch.ones_like(u)
+
+    u0 = torch.zeros(3, 2, dtype=torch.float64)
+    sol = ub.solve(ub.ODEProblem(f, u0, (0, 1)), saveat=[1.0])
+    assert set(seen) == {(3, 1)}
+    assert torch.allclose(
+        sol.u[:, -1],
+        torch.full((3, 2), torch.sin(torch.tensor(1.0)).item(), dtype=torch.float64),
+        atol=1e-6,
+    )
+
+
+def test_float32_batches_stay_float32_and_accurate_to_their_precision():
+    u0 = torch.tensor([[0.44249296, 4.6280594]] * 5, dtype=torch.float32)
+    sol = ub.solve(ub.ODEProblem(lotka_volterra, u0, (0, 3)), saveat=[3.0], rtol=1e-5, atol=1e-5)
+    assert sol.u.dtype == torch.float32
+    ref = torch.tensor([1.606351205698, 0.067606042572])
+    assert (sol.u[:, -1] - ref).abs().max() < 1e-3
+
+
+def test_a_blow_up_in_one_trajectory_does_not_stop_the_others():
+    p = torch.tensor([[1.0], [-1.0]], dtype=torch.float64)
+    f = lambda t, u, p: p * u**2  # noqa: E731  (u' = u^2 blows up at t = 1)
+    u0 = torch.ones(2, 1, dtype=torch.float64)
+    sol = ub.solve(ub.ODEProblem(f, u0, (0, 2), p), saveat=[0.5, 2.0])
+    assert not sol.success
+    assert sol.retcodes[1] == "Success" and sol.retcodes[0] != "Success"
+    assert abs(sol.u[1, -1, 0].item() - 1 / 3) < 1e-5  # u = 1/(1+t)
+    assert abs(sol.u[0, 0, 0].item() - 2.0) < 1e-5  # reached before the blow-up
+    assert torch.isnan(sol.u[0, -1, 0])

@@ -1,0 +1,28 @@
+"""ude_bridge: universal differential equations from Python.
+
+Public names only; importing this package has no side effects (it never starts Julia).
+"""
+
+from .errors import (
+    BackendUnavailableError as BackendUnavailableError,
+)
+from .errors import (
+    InputError as InputError,
+)
+from .errors import (
+    SolveError as SolveError,
+)
+from .errors import (
+    UdeBridgeError as UdeBridgeError,
+)
+from .errors import (
+    UnknownMethodError as UnknownMethodError,
+)
+from .errors import (
+    UnknownSymbolError as UnknownSymbolError,
+)
+from .problem import ODEProblem as ODEProblem
+
+__version__ = "0.1.0"
+from .solution import ODESolution as ODESolution
+from .solve import solve as solve

@@ -1,0 +1,1 @@
+"""Backends behind `ude_bridge.solve`: torch (native engine), scipy (reference), julia."""

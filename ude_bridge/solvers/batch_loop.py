@@ -1,0 +1,168 @@
+"""The integration loop for a batch ``(B, n)``: one step size and error norm per trajectory.
+
+torchode's approach: each trajectory keeps its own ``t``, ``h`` and controller state, so a
+batch gives every trajectory the accuracy it would get alone. The batch advances in lock
+step (one stage evaluation of ``f`` on the whole batch); a trajectory whose step is rejected
+or that has finished keeps its state (masked with ``torch.where``). Control is tensors of
+shape ``(B,)``; the host synchronises once per step (``any(active)`` and the window of save
+points the step covers, in one transfer).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..solution import RETCODES
+from .controllers import initial_step_batch
+from .explicit import ExplicitRK, extra_stages, rk_step
+from .loop import LoopOptions, LoopResult
+
+__all__ = ["integrate_batch"]
+
+_CODES = ("Success", "MaxIters", "DtLessThanMin", "Unstable")
+
+
+def integrate_batch(
+    method: ExplicitRK,
+    f: Any,
+    p: Any,
+    y0: torch.Tensor,
+    t0: float,
+    t1: float,
+    saveat: torch.Tensor | None,
+    opts: LoopOptions,
+) -> LoopResult:
+    """Integrate ``y0`` of shape ``(B, n)`` from ``t0`` to ``t1``; ``t`` reaches f as ``(B, 1)``.
+
+    ``saveat`` (float64 ``(T,)``) defaults to ``(t0, t1)``. Returns ``u`` of shape ``(B, T, n)``.
+    """
+    B, n = y0.shape
+    d = 1.0 if t1 > t0 else -1.0
+    span = abs(t1 - t0)
+    dtype, device = y0.dtype, y0.device
+    f64 = torch.float64
+    if saveat is None:
+        saveat = torch.tensor([t0, t1], dtype=f64)
+    taus = ((saveat - t0) * d).to(device)
+    T = taus.shape[0]
+    out = y0.new_zeros(B, T, n)
+    # save points at t0 itself
+    j0 = int((taus <= 0).sum())
+    if j0:
+        out[:, :j0] = y0[:, None, :]
+    jb = torch.full((B,), j0, dtype=torch.long, device=device)  # next save index per row
+
+    tau = torch.zeros(B, 1, dtype=f64, device=device)
+    tcur = tau + t0
+    y = y0
+    k1 = f(tcur, y, p)
+    if k1.shape != y0.shape:
+        from ..errors import InputError
+
+        raise InputError(
+            f"solve: f(t, u, p) must return the shape of u, {tuple(y0.shape)}; "
+            f"got {tuple(k1.shape)}."
+        )
+    nfev = 1
+    adaptive = opts.adaptive and method.adaptive
+    if opts.dt is not None:
+        h = torch.full((B, 1), abs(opts.dt), dtype=f64, device=device)
+    else:
+        h = initial_step_batch(
+            f, p, tcur, y.detach(), k1.detach(), method.order, opts.rtol, opts.atol, d, span
+        ).abs()
+        nfev += 1
+    h = h.clamp(max=span)
+    ctrl = opts.controller
+    k = method.error_order
+    errold = torch.full((B, 1), ctrl.qoldinit, dtype=f64, device=device)
+    active = torch.ones(B, 1, dtype=torch.bool, device=device)
+    code = torch.zeros(B, 1, dtype=torch.long, device=device)
+    steps_b = torch.zeros(B, 1, dtype=torch.long, device=device)
+    nsteps = naccept = nreject = 0
+    K = torch.empty(method.S, B * n, dtype=dtype, device=device)
+    fresh = torch.is_grad_enabled()
+    tiny = 1e-14 * max(1.0, abs(t0), abs(t1))
+    run = bool(active.any())
+    while run:
+        remaining = span - tau
+        last = (tau + h >= span * (1 - 1e-12)) | (remaining < 1e-10 * h)
+        hs = torch.where(last, remaining, h)
+        hs = torch.where(active, hs, torch.zeros_like(hs))
+        hd = (d * hs).to(dtype) if dtype != f64 else d * hs
+        if fresh:
+            K = torch.empty(method.S, B * n, dtype=dtype, device=device)
+        y1, err, K = rk_step(method, f, p, tcur, hd, y, k1, K)
+        nfev += method.s - 1
+        nsteps += 1
+        if adaptive:
+            sc = torch.maximum(y.detach().abs(), y1.detach().abs()).mul_(opts.rtol).add_(opts.atol)
+            en = torch.linalg.vector_norm(err.detach().div_(sc), dim=-1, keepdim=True)
+            en = (en / math.sqrt(n)).to(f64)
+            acc, h_next, errold_new = ctrl.propose_batch(en, errold, hs.clamp_min(1e-300), k)
+            nonfinite = ~torch.isfinite(en)
+        else:
+            en = None
+            finite = torch.isfinite(y1).all(dim=-1, keepdim=True)
+            acc, h_next, errold_new = finite, h, errold
+            nonfinite = ~finite
+        acc = acc & active
+        rej = active & ~acc
+        tau_new = torch.where(acc, torch.where(last, torch.full_like(tau, span), tau + hs), tau)
+        # save points covered by the accepted steps
+        jnew = torch.searchsorted(taus, tau_new.view(-1) * (1 + 1e-14), right=True)
+        jnew = torch.where(acc.view(-1), jnew, jb)
+        lo, hi, nacc, nrej = torch.stack([jb.min(), jnew.max(), acc.sum(), rej.sum()]).tolist()
+        naccept += int(nacc)
+        nreject += int(nrej)
+        if hi > lo:
+            if method.S > method.s:
+                K = extra_stages(method, f, p, tcur, hd, y, K)
+                nfev += method.S - method.s
+            w = torch.arange(lo, hi, device=device)
+            theta = ((taus[lo:hi].view(1, -1) - tau) / hs.clamp_min(1e-300)).clamp(0.0, 1.0)
+            powers = torch.arange(1, method.Q + 1, dtype=f64, device=device)
+            bt = (theta.unsqueeze(-1).pow(powers) @ method.DT.to(f64)).to(dtype)  # (B, W, S)
+            Kb = K.view(method.S, B, n)
+            vals = y.unsqueeze(1) + hd.unsqueeze(1) * torch.einsum("bws,sbn->bwn", bt, Kb)
+            mask = (w.view(1, -1) >= jb.view(-1, 1)) & (w.view(1, -1) < jnew.view(-1, 1))
+            out[:, lo:hi] = torch.where(mask.unsqueeze(-1), vals, out[:, lo:hi])
+        jb = jnew
+        y = torch.where(acc, y1, y)
+        tau = tau_new
+        tcur = t0 + d * tau
+        if method.fsal:
+            k1 = torch.where(acc, K[method.s - 1].view(B, n), k1)
+        else:
+            k1 = f(tcur, y, p)
+            nfev += 1
+        steps_b = steps_b + active.long()
+        if adaptive:
+            h = torch.where(active, h_next.clamp(max=span), h)
+            errold = errold_new
+        failed = rej & (h < max(opts.dtmin, tiny))
+        code = torch.where(failed, torch.where(nonfinite, 3, 2), code)
+        if not adaptive:
+            code = torch.where(active & nonfinite, 3, code)
+        code = torch.where(active & (steps_b >= opts.max_steps) & (tau < span), 1, code)
+        active = active & (code == 0) & (tau < span * (1 - 1e-14))
+        run = bool(active.any())
+    codes = [_CODES[c] for c in code.view(-1).tolist()]
+    worst = max(codes, key=lambda c: _CODES.index(c))
+    t_reached = (t0 + d * tau).view(-1)
+    if worst != "Success":
+        # save points beyond where a trajectory stopped are NaN
+        missing = torch.arange(T, device=device).view(1, -1) >= jb.view(-1, 1)
+        out = torch.where(missing.unsqueeze(-1), torch.full_like(out, math.nan), out)
+        bad = codes.index(worst)
+        message = RETCODES[worst].format(
+            t=float(t_reached[bad]), max_steps=opts.max_steps, dtmin=opts.dtmin
+        )
+        message = f"trajectory {bad}: {message}"
+    else:
+        message = RETCODES["Success"]
+    stats = {"nfev": nfev, "nsteps": nsteps, "naccept": naccept, "nreject": nreject}
+    return LoopResult(saveat, out, worst, message, t_reached, stats, None, codes)
