@@ -79,7 +79,7 @@ def test_a_finite_time_blow_up_is_reported_not_raised():
     sol = ub.solve(prob, saveat=[0.5, 2.0])
     assert not sol.success
     assert sol.retcode in ("Unstable", "DtLessThanMin")
-    assert 0.9 < sol.t_reached <= 1.0 + 1e-6
+    assert 0.9 < sol.t_reached < 1.001  # the singularity is at t = 1
     assert math.isclose(sol.u[0, 0].item(), 2.0, rel_tol=1e-5)
     assert math.isnan(sol.u[1, 0].item())
 

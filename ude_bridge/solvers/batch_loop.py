@@ -17,7 +17,6 @@ import torch
 
 from ..solution import RETCODES
 from .controllers import initial_step_batch
-from .explicit import ExplicitRK, extra_stages, rk_step
 from .loop import LoopOptions, LoopResult
 
 __all__ = ["integrate_batch"]
@@ -26,7 +25,7 @@ _CODES = ("Success", "MaxIters", "DtLessThanMin", "Unstable")
 
 
 def integrate_batch(
-    method: ExplicitRK,
+    method: Any,
     f: Any,
     p: Any,
     y0: torch.Tensor,
@@ -83,19 +82,19 @@ def integrate_batch(
     code = torch.zeros(B, 1, dtype=torch.long, device=device)
     steps_b = torch.zeros(B, 1, dtype=torch.long, device=device)
     nsteps = naccept = nreject = 0
-    K = torch.empty(method.S, B * n, dtype=dtype, device=device)
-    fresh = torch.is_grad_enabled()
+    fresh = k1.requires_grad or y0.requires_grad
+    st = None
     tiny = 1e-14 * max(1.0, abs(t0), abs(t1))
     run = bool(active.any())
+    have_extra = False
     while run:
         remaining = span - tau
         last = (tau + h >= span * (1 - 1e-12)) | (remaining < 1e-10 * h)
         hs = torch.where(last, remaining, h)
         hs = torch.where(active, hs, torch.zeros_like(hs))
         hd = (d * hs).to(dtype) if dtype != f64 else d * hs
-        if fresh:
-            K = torch.empty(method.S, B * n, dtype=dtype, device=device)
-        y1, err, K = rk_step(method, f, p, tcur, hd, y, k1, K)
+        st = method.stages(k1, fresh, st)
+        y1, err = method.step_batch(f, p, tcur, hd, y, st)
         nfev += method.s - 1
         nsteps += 1
         if adaptive:
@@ -119,24 +118,25 @@ def integrate_batch(
         naccept += int(nacc)
         nreject += int(nrej)
         if hi > lo:
-            if method.S > method.s:
-                K = extra_stages(method, f, p, tcur, hd, y, K)
+            have_extra = False
+            if method.has_extra:
+                method.extra(f, p, tcur, hd, y, st)
                 nfev += method.S - method.s
+                have_extra = True
             w = torch.arange(lo, hi, device=device)
             theta = ((taus[lo:hi].view(1, -1) - tau) / hs.clamp_min(1e-300)).clamp(0.0, 1.0)
-            powers = torch.arange(1, method.Q + 1, dtype=f64, device=device)
-            bt = (theta.unsqueeze(-1).pow(powers) @ method.DT.to(f64)).to(dtype)  # (B, W, S)
-            Kb = K.view(method.S, B, n)
-            vals = y.unsqueeze(1) + hd.unsqueeze(1) * torch.einsum("bws,sbn->bwn", bt, Kb)
+            vals = method.dense_batch(theta, hd, y, y1, st)
             mask = (w.view(1, -1) >= jb.view(-1, 1)) & (w.view(1, -1) < jnew.view(-1, 1))
             out[:, lo:hi] = torch.where(mask.unsqueeze(-1), vals, out[:, lo:hi])
         jb = jnew
         y = torch.where(acc, y1, y)
         tau = tau_new
         tcur = t0 + d * tau
-        if method.fsal:
-            k1 = torch.where(acc, K[method.s - 1].view(B, n), k1)
+        knext = method.next_k1(st, hi > lo and have_extra)
+        if knext is not None and method.fsal:
+            k1 = torch.where(acc, knext.view(B, n), k1)
         else:
+            # rows whose step was rejected keep (t, y), so re-evaluating f gives their k1
             k1 = f(tcur, y, p)
             nfev += 1
         steps_b = steps_b + active.long()
@@ -165,4 +165,7 @@ def integrate_batch(
     else:
         message = RETCODES["Success"]
     stats = {"nfev": nfev, "nsteps": nsteps, "naccept": naccept, "nreject": nreject}
+    if st is not None:
+        for key, v in st.counts.items():
+            stats[key] = stats.get(key, 0) + v
     return LoopResult(saveat, out, worst, message, t_reached, stats, None, codes)

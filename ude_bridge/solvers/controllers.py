@@ -6,8 +6,11 @@ $E$ of the accepted step and $E_{old}$ of the previous accepted one:
 $$ q = \\frac{E^{\\beta_1}}{E_{old}^{\\beta_2}\\,\\gamma}, \\qquad
    q \\leftarrow \\min(\\max(q, 1/q_{max}), 1/q_{min}), \\qquad h_{new} = h / q , $$
 
-with $\\beta_1 = 0.7/k$, $\\beta_2 = 0.4/k$, $k$ the order of the error estimate plus one
-(DifferentialEquations.jl's defaults), safety $\\gamma = 0.9$, $q_{min} = 0.2$,
+with $\\beta_2 = 0.2/k$ and $\\beta_1 = 1/k - 0.75\\beta_2$, $k$ the order of the error
+estimate plus one: Hairer's DOPRI5 choice ($\\beta_2 = 0.04$ at $k = 5$) scaled to other orders.
+Measured on Lotka-Volterra it gives a global error close to the tolerance, where
+DifferentialEquations.jl's $\\beta_1 = 0.7/k$, $\\beta_2 = 0.4/k$ take ~25 % more steps
+for an error ~20 times smaller than asked; safety $\\gamma = 0.9$, $q_{min} = 0.2$,
 $q_{max} = 10$. A rejected step shrinks by $\\max(q_{min}, \\gamma E^{-\\beta_1})$ and a
 non-finite error by $q_{min}$. Scalar versions work on Python floats (one trajectory);
 tensor versions on ``(B,)`` tensors (a batch).
@@ -38,8 +41,8 @@ class PIController:
 
     def betas(self, k: int) -> tuple[float, float]:
         """$(\\beta_1, \\beta_2)$ for an error estimate of order ``k - 1``."""
-        b1 = self.beta1 if self.beta1 is not None else 0.7 / k
-        b2 = self.beta2 if self.beta2 is not None else 0.4 / k
+        b2 = self.beta2 if self.beta2 is not None else 0.2 / k
+        b1 = self.beta1 if self.beta1 is not None else 1.0 / k - 0.75 * b2
         return b1, b2
 
     def propose(self, err: float, errold: float, h: float, k: int) -> tuple[bool, float, float]:

@@ -1,4 +1,6 @@
-"""One explicit Runge-Kutta step for any `ButcherTableau`, as a function of tensors.
+"""Explicit Runge-Kutta methods: one step for any `ButcherTableau`, as a function of tensors.
+
+`ExplicitRK` implements the method protocol the loops use (see `ude_bridge.solvers.method`).
 
 The step is pure: ``(t, h, y, k1) -> (y1, err, K)`` with the tableau as constants, static
 shapes and no Python control flow on tensor values, so it can run eagerly, be compiled or be
@@ -18,7 +20,14 @@ import torch
 
 from .tableau import ButcherTableau, TableauTensors
 
-__all__ = ["ExplicitRK", "dense_eval", "extra_stages", "rk_step"]
+__all__ = [
+    "ExplicitRK",
+    "dense_eval",
+    "extra_stages",
+    "rk_step",
+    "rk_step_scalar",
+    "stage_slices",
+]
 
 Field = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 
@@ -41,6 +50,10 @@ class ExplicitRK:
         self.rows = [A[i : i + 1, :i] for i in range(A.shape[0])]
         self.b = self.tt.b.view(1, -1)
         self.e = None if self.tt.e is None else self.tt.e.view(1, -1)
+        # 1-D copies for torch.addmv / torch.mv in the one-trajectory step
+        self.avec = [A[i, :i].contiguous() for i in range(A.shape[0])]
+        self.bvec = self.tt.b.contiguous()
+        self.evec = None if self.tt.e is None else self.tt.e.contiguous()
         self.s = tableau.stages
         self.S = A.shape[0]
         self.fsal = tableau.fsal
@@ -59,6 +72,123 @@ class ExplicitRK:
         D = self.tt.D
         self.Q = D.shape[1]
         self.DT = D.t().contiguous()  # (Q, S)
+        self.name = tableau.name
+        self.stiff = False
+
+    # ---- the method protocol (see solvers/method.py) --------------------------------
+    def stages(self, k1: torch.Tensor, fresh: bool, st: Any = None) -> _Stages:
+        """A stage buffer whose row 0 holds ``k1`` (reused unless ``fresh``)."""
+        N = k1.numel()
+        if fresh or st is None:
+            # views must be taken after K joins the graph (views of a plain leaf cannot
+            # receive tensors that require grad in place)
+            K = torch.empty(self.S, N, dtype=k1.dtype, device=k1.device)
+            K[0] = k1.reshape(-1)
+            return _Stages(K, *stage_slices(self, K))
+        st.rows[0].copy_(k1.reshape(-1))
+        return st
+
+    def step(self, f: Field, p: Any, t: float, h: float, y: torch.Tensor, st: _Stages):
+        """One step of one trajectory: ``(y1, error estimate)``."""
+        y1, err = rk_step_scalar(self, f, p, t, h, y, (st.rows, st.KT))
+        return y1, (None if err is None else err.mul_(abs(h)))
+
+    def step_batch(self, f: Field, p: Any, t: torch.Tensor, h: torch.Tensor, y, st: _Stages):
+        """One step of a batch: ``t`` float64 ``(B, 1)``, ``h`` ``(B, 1)`` in the state dtype."""
+        y1, err, _ = rk_step(self, f, p, t, h, y, st.K)
+        return y1, err
+
+    def next_k1(self, st: _Stages, have_extra: bool) -> torch.Tensor | None:
+        """The next step's first stage if this step computed it, else None."""
+        if self.fsal:
+            return st.K[self.s - 1]
+        if have_extra and self.extra0_is_next_k1:
+            return st.K[self.s]
+        return None
+
+    @property
+    def has_extra(self) -> bool:
+        """Whether dense output needs extra stage evaluations."""
+        return self.S > self.s
+
+    def extra(self, f: Field, p: Any, t, h, y: torch.Tensor, st: _Stages) -> None:
+        """Fill the interpolation-only stages (floats or ``(B, 1)`` tensors for t, h)."""
+        extra_stages(self, f, p, t, h, y, st.K)
+
+    def dense(self, theta: list[float], h: float, y, y1, st: _Stages) -> torch.Tensor:
+        """``(M, n)`` values at ``theta`` inside the step of one trajectory."""
+        return dense_eval(self, theta, h, y, st.K)
+
+    def dense_batch(self, theta: torch.Tensor, h: torch.Tensor, y, y1, st: _Stages):
+        """``(B, W, n)`` values at ``theta`` ``(B, W)`` (float64) inside each row's step."""
+        B, n = y.shape
+        powers = torch.arange(1, self.Q + 1, dtype=torch.float64, device=y.device)
+        bt = (theta.unsqueeze(-1).pow(powers) @ self.DT.to(torch.float64)).to(y.dtype)
+        Kb = st.K.view(self.S, B, n)
+        return y.unsqueeze(1) + h.unsqueeze(1) * torch.einsum("bws,sbn->bwn", bt, Kb)
+
+    def keep(self, st: _Stages) -> torch.Tensor:
+        """What dense output over the whole solve must keep of this step."""
+        return st.K
+
+
+class _Stages:
+    """The stage buffer ``K`` ``(S, N)`` of one solve and its precomputed views."""
+
+    __slots__ = ("K", "rows", "KT", "counts")
+
+    def __init__(self, K: torch.Tensor, rows: list[torch.Tensor], KT: list[torch.Tensor]):
+        self.K, self.rows, self.KT = K, rows, KT
+        self.counts: dict[str, int] = {}
+
+    @property
+    def k1(self) -> torch.Tensor:
+        """The step's first stage (row 0), valid after a rejected step."""
+        return self.rows[0]
+
+
+def stage_slices(m: ExplicitRK, K: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Views made once per ``(S, n)`` buffer (each view is a dispatch): rows ``K[i]`` and
+    transposed leading blocks ``K[:i].T`` for `torch.addmv`."""
+    return [K[i] for i in range(m.S)], [K[:i].t() for i in range(m.S + 1)]
+
+
+def rk_step_scalar(
+    m: ExplicitRK,
+    f: Field,
+    p: Any,
+    t: float,
+    h: float,
+    y: torch.Tensor,
+    views: tuple[list[torch.Tensor], list[torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One step for one trajectory: ``y`` is ``(n,)``; ``t``, ``h`` are Python floats.
+
+    Each stage is one `torch.addmv` on the stacked stages:
+    $y_i = y + h\\,K_{:i}^T a_i$.
+
+    Args:
+        views: `stage_slices` of the ``(S, n)`` stage buffer whose row 0 already holds
+            $k_1 = f(t, y)$; rows ``1..s-1`` are overwritten.
+
+    Returns:
+        ``y1`` and the *unscaled* error combination $\\sum (b_i - \\hat b_i) k_i$ (multiply
+        by ``|h|`` for the error estimate), or None without an embedded method.
+        The buffer holds the ``s`` main stages.
+    """
+    rows, KT = views
+    c = m.tt.c
+    a = m.avec
+    yi = y
+    for i in range(1, m.s):
+        yi = torch.addmv(y, KT[i], a[i], alpha=h)
+        rows[i].copy_(f(torch.scalar_tensor(t + c[i] * h, dtype=torch.float64), yi, p))
+    if m.fsal:
+        y1 = yi  # the last stage is evaluated at y1 itself
+    else:
+        y1 = torch.addmv(y, KT[m.s], m.bvec, alpha=h)
+    err = None if m.evec is None else torch.mv(KT[m.s], m.evec)
+    return y1, err
 
 
 def rk_step(
@@ -66,18 +196,15 @@ def rk_step(
     f: Field,
     p: Any,
     t: torch.Tensor,
-    h: float | torch.Tensor,
+    h: torch.Tensor,
     y: torch.Tensor,
-    k1: torch.Tensor,
     K: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """Take one step of method ``m``.
+    """One step for a batch: ``y`` is ``(B, n)``, ``t`` float64 ``(B, 1)``, ``h`` ``(B, 1)``.
 
     Args:
-        t: the step's start time (0-dim float64, or ``(B, 1)``).
-        h: the step (a float, or ``(B, 1)`` tensor of the state's dtype).
-        y: the state, any shape ``(..., n)``; ``k1 = f(t, y, p)``.
-        K: a ``(S, N)`` buffer for the stages (``N = y.numel()``); overwritten.
+        K: a ``(S, B*n)`` stage buffer whose row 0 holds $k_1$; rows ``1..s-1`` are
+            overwritten.
 
     Returns:
         ``y1``, the error estimate $h\\sum (b_i - \\hat b_i) k_i$ (None without an embedded
@@ -85,31 +212,20 @@ def rk_step(
     """
     shape = y.shape
     yf = y.reshape(1, -1)
-    K[0] = k1.reshape(-1)
-    scalar = not isinstance(h, torch.Tensor)
-    hf = h if scalar else h.expand(shape).reshape(1, -1)
+    hf = h.expand(shape).reshape(1, -1)
+    ht = h.to(t.dtype)
     c = m.tt.c
     yi = y
     for i in range(1, m.s):
-        if scalar:
-            yi = torch.addmm(yf, m.rows[i], K[:i], alpha=h).view(shape)
-            ti = t + c[i] * h
-        else:
-            yi = torch.addcmul(yf, hf, torch.mm(m.rows[i], K[:i])).view(shape)
-            ti = t + c[i] * h.to(t.dtype)
-        K[i] = f(ti, yi, p).reshape(-1)
+        yi = torch.addcmul(yf, hf, torch.mm(m.rows[i], K[:i])).view(shape)
+        K[i] = f(t + c[i] * ht, yi, p).reshape(-1)
     if m.fsal:
-        y1 = yi  # the last stage is evaluated at y1 itself
-    elif scalar:
-        y1 = torch.addmm(yf, m.b, K[: m.s], alpha=h).view(shape)
+        y1 = yi
     else:
         y1 = torch.addcmul(yf, hf, torch.mm(m.b, K[: m.s])).view(shape)
     err = None
     if m.e is not None:
-        if scalar:
-            err = torch.mm(m.e, K[: m.s]).mul_(h).view(shape)
-        else:
-            err = torch.mm(m.e, K[: m.s]).mul_(hf).view(shape)
+        err = torch.mm(m.e, K[: m.s]).mul_(hf).view(shape)
     return y1, err, K
 
 
@@ -117,12 +233,15 @@ def extra_stages(
     m: ExplicitRK,
     f: Field,
     p: Any,
-    t: torch.Tensor,
+    t: float | torch.Tensor,
     h: float | torch.Tensor,
     y: torch.Tensor,
     K: torch.Tensor,
 ) -> torch.Tensor:
-    """Evaluate the extra (interpolation-only) stages into ``K[s:]``; returns ``K``."""
+    """Evaluate the extra (interpolation-only) stages into ``K[s:]``; returns ``K``.
+
+    ``t`` and ``h`` are floats for one trajectory, ``(B, 1)`` tensors for a batch.
+    """
     shape = y.shape
     yf = y.reshape(1, -1)
     scalar = not isinstance(h, torch.Tensor)
@@ -130,7 +249,7 @@ def extra_stages(
     for i in range(m.s, m.S):
         if scalar:
             yi = torch.addmm(yf, m.rows[i], K[:i], alpha=h).view(shape)
-            ti = t + m.tt.c[i] * h
+            ti = torch.scalar_tensor(t + m.tt.c[i] * h, dtype=torch.float64)
         else:
             yi = torch.addcmul(yf, hf, torch.mm(m.rows[i], K[:i])).view(shape)
             ti = t + m.tt.c[i] * h.to(t.dtype)
@@ -138,12 +257,13 @@ def extra_stages(
     return K
 
 
-def dense_eval(m: ExplicitRK, theta: torch.Tensor, h: float, y: torch.Tensor, K: torch.Tensor):
-    """The interpolant at ``theta`` (``(M,)``, in [0, 1]) inside one step of one trajectory.
+def dense_eval(m: ExplicitRK, theta: list[float], h: float, y: torch.Tensor, K: torch.Tensor):
+    """The interpolant at ``theta`` (M floats in [0, 1]) inside one step of one trajectory.
 
     Returns ``(M, N)``: $y + h \\sum_i b_i(\\theta) k_i$ with all ``S`` stages of ``K``.
     """
-    powers = torch.arange(1, m.Q + 1, dtype=theta.dtype, device=theta.device)
-    bt = torch.mm(theta.view(-1, 1).pow(powers), m.DT.to(theta.dtype)).to(K.dtype)
-    yf = y.reshape(1, -1).expand(theta.shape[0], -1)
-    return torch.addmm(yf, bt, K, alpha=h)
+    pw = torch.tensor(
+        [[th**q for q in range(1, m.Q + 1)] for th in theta], dtype=K.dtype, device=K.device
+    )
+    bt = torch.mm(pw, m.DT)
+    return torch.addmm(y.unsqueeze(0).expand(len(theta), -1), bt, K, alpha=h)

@@ -16,7 +16,6 @@ import torch
 
 from ..solution import RETCODES
 from .controllers import PIController, initial_step
-from .explicit import ExplicitRK, dense_eval, extra_stages, rk_step
 
 __all__ = ["LoopOptions", "LoopResult", "integrate"]
 
@@ -54,7 +53,7 @@ def _message(code: str, **kw: Any) -> str:
 
 
 def integrate(
-    method: ExplicitRK,
+    method: Any,
     f: Any,
     p: Any,
     y0: torch.Tensor,
@@ -63,27 +62,29 @@ def integrate(
     saveat: torch.Tensor | None,
     opts: LoopOptions,
 ) -> LoopResult:
-    """Integrate one trajectory ``y0`` (any shape) from ``t0`` to ``t1``.
+    """Integrate one trajectory ``y0`` ``(n,)`` from ``t0`` to ``t1`` with ``method``.
 
-    ``saveat`` is a float64 ``(T,)`` tensor inside ``[t0, t1]`` (ordered along the direction
-    of integration), or None to save at every accepted step.
+    ``method`` follows the protocol of `ude_bridge.solvers.method`. ``saveat`` is a float64
+    ``(T,)`` tensor inside ``[t0, t1]`` (ordered along the direction of integration), or
+    None to save at every accepted step.
     """
     d = 1.0 if t1 > t0 else -1.0
     span = abs(t1 - t0)
     shape = y0.shape
     N = y0.numel()
     dtype, device = y0.dtype, y0.device
-    fresh = torch.is_grad_enabled() or opts.dense
-    K = torch.empty(method.S, N, dtype=dtype, device=device)
-    tq = torch.scalar_tensor(t0, dtype=torch.float64)
     y = y0
-    k1 = f(tq, y, p)
+    k1 = f(torch.scalar_tensor(t0, dtype=torch.float64), y, p)
     if k1.shape != shape:
         from ..errors import InputError
 
         raise InputError(
             f"solve: f(t, u, p) must return the shape of u, {tuple(shape)}; got {tuple(k1.shape)}."
         )
+    # a stage buffer can be reused across steps unless autograd records the steps (then
+    # each step's stages must survive for the backward pass) or dense output keeps them
+    fresh = k1.requires_grad or y0.requires_grad or opts.dense
+    st = None
     nfev, nsteps, naccept, nreject = 1, 0, 0, 0
     adaptive = opts.adaptive and method.adaptive
     if opts.dt is not None:
@@ -104,11 +105,10 @@ def integrate(
         ts_list: list[float] = [t0]
         us: list[torch.Tensor] = [y0.reshape(1, -1)]
     else:
-        taus = (saveat - t0) * d
-        taus_dev = taus.to(device)
-        T = taus.shape[0]
+        taus_list = ((saveat - t0) * d).tolist()
+        T = len(taus_list)
         j = 0
-        while j < T and float(taus[j]) <= 0.0:
+        while j < T and taus_list[j] <= 0.0:
             j += 1
         us = [y0.reshape(1, -1).expand(j, N)] if j else []
     steps: list[tuple[float, float, torch.Tensor, torch.Tensor]] = []
@@ -116,6 +116,7 @@ def integrate(
     t = t0
     tau = 0.0
     code = "Success"
+    nonfinite = False
     while span - tau > 1e-14 * max(1.0, span):
         if nsteps >= opts.max_steps:
             code = "MaxIters"
@@ -123,15 +124,15 @@ def integrate(
         last = tau + h >= span * (1 - 1e-12) or span - (tau + h) < 1e-10 * h
         hs = span - tau if last else h
         hd = d * hs
-        if fresh:
-            K = torch.empty(method.S, N, dtype=dtype, device=device)
-        y1, err, K = rk_step(method, f, p, tq, hd, y, k1, K)
+        st = method.stages(k1, fresh, st)
+        y1, err = method.step(f, p, t, hd, y, st)
         nfev += method.s - 1
         nsteps += 1
         if adaptive:
-            # control sees no gradients: detached, so autograd records nothing here
-            sc = torch.maximum(y.detach().abs(), y1.detach().abs()).mul_(opts.rtol).add_(opts.atol)
-            en = float(torch.linalg.vector_norm(err.detach().div_(sc))) / math.sqrt(N)
+            # control sees no gradients: autograd records nothing here
+            with torch.no_grad():
+                sc = torch.maximum(y.abs(), y1.abs()).mul_(opts.rtol).add_(opts.atol)
+                en = float(torch.linalg.vector_norm(torch.div(err, sc))) / math.sqrt(N)
             accept, h_next, errold = ctrl.propose(en, errold, hs, k)
             nonfinite = not math.isfinite(en)
         else:
@@ -142,6 +143,8 @@ def integrate(
         if not accept:
             nreject += 1
             h = h_next
+            # the rejected step may have overwritten the row k1 viewed; row 0 holds a copy
+            k1 = st.k1.view(shape)
             if h < opts.dtmin or h < 1e-14 * max(1.0, abs(t)):
                 code = "Unstable" if nonfinite else "DtLessThanMin"
                 break
@@ -155,35 +158,31 @@ def integrate(
             us.append(y1.reshape(1, -1))
         else:
             j1 = j
-            while j1 < T and float(taus[j1]) <= tau_new * (1 + 1e-14):
+            while j1 < T and taus_list[j1] <= tau_new * (1 + 1e-14):
                 j1 += 1
             if j1 > j:
-                if method.S > method.s:
-                    K = extra_stages(method, f, p, tq, hd, y, K)
+                if method.has_extra:
+                    method.extra(f, p, t, hd, y, st)
                     nfev += method.S - method.s
                     have_extra = True
-                theta = (taus_dev[j:j1] - tau) / hs
-                us.append(dense_eval(method, theta, hd, y, K))
+                theta = [(x - tau) / hs for x in taus_list[j:j1]]
+                us.append(method.dense(theta, hd, y, y1, st))
                 j = j1
         if opts.dense:
-            if not have_extra and method.S > method.s:
-                K = extra_stages(method, f, p, tq, hd, y, K)
+            if not have_extra and method.has_extra:
+                method.extra(f, p, t, hd, y, st)
                 nfev += method.S - method.s
                 have_extra = True
-            steps.append((t, hd, y.reshape(-1), K))
+            steps.append((t, hd, y.reshape(-1), y1.reshape(-1), method.keep(st)))
         t, tau, y = t_new, tau_new, y1
-        tq = torch.scalar_tensor(t, dtype=torch.float64)
-        if method.fsal:
-            k1 = K[method.s - 1].view(shape)
-            if not fresh:
-                k1 = k1.clone()
-        elif have_extra and method.extra0_is_next_k1:
-            k1 = K[method.s].view(shape)
-            if not fresh:
-                k1 = k1.clone()
-        else:
-            k1 = f(tq, y, p)
+        # the next first stage, when the step computed it (a view into the buffer, copied
+        # into row 0 at the start of the next step)
+        k1 = method.next_k1(st, have_extra)
+        if k1 is None:
+            k1 = f(torch.scalar_tensor(t, dtype=torch.float64), y, p)
             nfev += 1
+        else:
+            k1 = k1.view(shape)
         if adaptive:
             h = min(h_next, span)
         if opts.dtmin and h < opts.dtmin and not last:
@@ -191,6 +190,9 @@ def integrate(
             break
 
     stats = {"nfev": nfev, "nsteps": nsteps, "naccept": naccept, "nreject": nreject}
+    if st is not None:
+        for key, v in st.counts.items():
+            stats[key] = stats.get(key, 0) + v
     if every_step:
         t_out = torch.tensor(ts_list, dtype=torch.float64)
     else:
@@ -202,29 +204,29 @@ def integrate(
                 us.append(torch.full((T - got, N), math.nan, dtype=dtype, device=device))
     u = torch.cat(us, 0).view(-1, *shape) if us else y0.new_empty((0, *shape))
     message = _message(code, t=t, max_steps=opts.max_steps, dtmin=opts.dtmin)
-    interp = _make_interpolant(method, steps, shape, t0, t1, y0) if opts.dense else None
+    interp = _make_interpolant(method, steps, shape, t0, t1) if opts.dense else None
     return LoopResult(t_out, u, code, message, t, stats, interp)
 
 
-def _make_interpolant(method: ExplicitRK, steps, shape, t0: float, t1: float, y0):
+def _make_interpolant(method: Any, steps, shape, t0: float, t1: float):
+    """Dense output over the whole solve from the kept steps (start, h, y, y1, stages)."""
     if not steps:
         return None
-    starts = torch.tensor([s[0] for s in steps], dtype=torch.float64)
-    hs = torch.tensor([s[1] for s in steps], dtype=torch.float64)
-    Y = torch.stack([s[2] for s in steps])  # (S, N)
-    Ks = torch.stack([s[3] for s in steps])  # (S, stages, N)
+    starts = [s[0] for s in steps]
     d = 1.0 if t1 > t0 else -1.0
-    powers = torch.arange(1, method.Q + 1, dtype=torch.float64)
-    DT = method.DT.to(torch.float64).cpu()
+    keys = torch.tensor(starts, dtype=torch.float64) * d
+
+    class _St:  # what `method.dense` reads of a kept step
+        def __init__(self, K):
+            self.K = K
 
     def interpolant(tq: torch.Tensor) -> torch.Tensor:
-        idx = torch.searchsorted(starts * d, tq * d, right=True) - 1
-        idx = idx.clamp(0, len(steps) - 1)
-        theta = ((tq - starts[idx]) / hs[idx]).clamp(0.0, 1.0)
-        bt = (theta.view(-1, 1).pow(powers) @ DT).to(Y.dtype).to(Y.device)
-        dev_idx = idx.to(Y.device)
-        h = hs[idx].to(Y.dtype).to(Y.device)
-        vals = Y[dev_idx] + h[:, None] * torch.einsum("ms,msn->mn", bt, Ks[dev_idx])
-        return vals.view(-1, *shape)
+        idx = (torch.searchsorted(keys, tq * d, right=True) - 1).clamp(0, len(steps) - 1)
+        out = []
+        for i, tv in zip(idx.tolist(), tq.tolist(), strict=True):
+            t, h, y, y1, K = steps[i]
+            theta = min(max((tv - t) / h, 0.0), 1.0)
+            out.append(method.dense([theta], h, y, y1, _St(K)))
+        return torch.cat(out, 0).view(-1, *shape)
 
     return interpolant

@@ -1,0 +1,84 @@
+"""The method protocol: what the loops (`loop.integrate`, `batch_loop.integrate_batch`) call.
+
+A method object is built once per (name, dtype, device) and cached; per-solve state lives in
+the *stages object* it returns from ``stages``. A new family (explicit RK, Rosenbrock, ...)
+is a new class with these members, never a new branch in the loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+
+__all__ = ["AbstractMethod", "AbstractStages"]
+
+
+class AbstractStages(Protocol):
+    """Per-solve buffers of a method. ``k1`` is the current first stage (valid after a
+    rejected step); ``counts`` holds extra statistics (``njac``, ``nlinsolve``) that the loop
+    adds to ``sol.stats``."""
+
+    counts: dict[str, int]
+
+    @property
+    def k1(self) -> torch.Tensor: ...
+
+
+class AbstractMethod(Protocol):
+    """One integration method.
+
+    Attributes:
+        name: DifferentialEquations.jl name. order: order of the propagated solution.
+        error_order: order of the error estimate plus one (the controller's $k$).
+        adaptive: has an error estimate. fsal: the last stage is the next first one.
+        s: main stages (``nfev`` per step is ``s - 1`` plus one when not FSAL).
+        S: main + interpolation-only stages. has_extra: ``S > s``. stiff: implicit method.
+    """
+
+    name: str
+    order: int
+    error_order: int
+    adaptive: bool
+    fsal: bool
+    s: int
+    S: int
+    stiff: bool
+
+    @property
+    def has_extra(self) -> bool: ...
+
+    def stages(self, k1: torch.Tensor, fresh: bool, st: Any = None) -> AbstractStages:
+        """Buffers for the next step holding ``k1``; new ones when ``fresh`` (autograd or
+        dense output keeps every step's), else ``st`` reused."""
+        ...
+
+    def step(self, f: Any, p: Any, t: float, h: float, y: torch.Tensor, st: Any):
+        """One step of one trajectory ``(n,)`` with Python-float ``t``, signed ``h``.
+        Returns ``(y1, err)`` with ``err`` the local error estimate (None if not adaptive)."""
+        ...
+
+    def step_batch(self, f: Any, p: Any, t: torch.Tensor, h: torch.Tensor, y: torch.Tensor, st):
+        """One step of a batch ``(B, n)``; ``t`` float64 ``(B, 1)``, ``h`` ``(B, 1)``."""
+        ...
+
+    def next_k1(self, st: Any, have_extra: bool) -> torch.Tensor | None:
+        """The next step's first stage when this step computed it, else None."""
+        ...
+
+    def extra(self, f: Any, p: Any, t: Any, h: Any, y: torch.Tensor, st: Any) -> None:
+        """Evaluate interpolation-only stages (only called when ``has_extra``)."""
+        ...
+
+    def dense(self, theta: list[float], h: float, y: torch.Tensor, y1: torch.Tensor, st):
+        """``(M, n)`` dense output at ``theta`` (fractions of the step) of one trajectory."""
+        ...
+
+    def dense_batch(self, theta: torch.Tensor, h: torch.Tensor, y, y1, st) -> torch.Tensor:
+        """``(B, W, n)`` dense output at float64 ``theta`` ``(B, W)`` for a batch."""
+        ...
+
+    def keep(self, st: Any) -> torch.Tensor:
+        """What whole-solve dense output keeps of an accepted step (passed back to ``dense``
+        as an object with attribute ``K``)."""
+        ...
