@@ -21,6 +21,9 @@ from .errors import (
 from .errors import (
     UnknownSymbolError as UnknownSymbolError,
 )
+from .model import MLP as MLP
+from .model import UDE as UDE
+from .model import Network as Network
 from .problem import ODEProblem as ODEProblem
 
 __version__ = "0.1.0"
