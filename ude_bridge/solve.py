@@ -184,7 +184,7 @@ def solve(
     if not be.is_available():
         from .errors import BackendUnavailableError
 
-        raise BackendUnavailableError(be.unavailable_reason())
+        raise BackendUnavailableError(f"{where}: {be.unavailable_reason()}")
     options = {
         "saveat": ts,
         "rtol": float(rtol),

@@ -1,0 +1,840 @@
+"""The Julia backend: DifferentialEquations.jl through juliacall, the only juliacall importer.
+
+Nothing here starts Julia at import time: juliacall is imported on the first solve (or
+the first call that needs Julia), and everything that only *describes* the backend
+(`JuliaBackend.methods`, `is_available`, `info`, the error messages) works without it.
+
+How a solve runs: the problem's ``f`` must come from a ude_bridge model, i.e. carry a
+`SymbolicSystem` (``f.system``, a `SymbolicSystem` or a zero-argument callable returning
+one, on ``f`` or on the object ``f`` is bound to). `ude_bridge.codegen.to_julia` turns
+it into Julia source, ``julia/UDEBridge.jl`` compiles it once per distinct source, and
+OrdinaryDiffEq integrates it with no Python in the inner loop. A plain Python ``f`` is
+refused with a clear error rather than called back from Julia on every step: a Python
+callback per right-hand side evaluation would be slower than the torch engine.
+
+Arrays: ``u0`` and ``p`` are handed over as numpy views and copied once into Julia
+vectors (small, and read many times by the solver); solutions come back without a copy,
+Julia's column-major ``(n, T)`` / ``(n, T, B)`` being C-ordered ``(T, n)`` /
+``(B, T, n)`` as numpy and torch see it.
+
+Names: methods are DifferentialEquations.jl's (``JULIA_METHODS``); ``rtol, atol,
+max_steps, dtmin`` become ``reltol, abstol, maxiters, dtmin``; sensealg names map as in
+``SENSEALGS``. ``f(t, u, p)`` becomes Julia's ``f!(du, u, p, t)`` in the generated code.
+
+torch and juliacall: importing torch before juliacall can crash the process on some
+platforms (pytorch/pytorch#78829, JuliaPy/PythonCall.jl#215). ude_bridge imports torch
+itself, so when Julia starts after torch a `JuliaImportOrderWarning` says so *before*
+juliacall is imported, with the fix: ``import juliacall`` first in the script.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._checks import did_you_mean
+from ..codegen.system import SymbolicSystem
+from ..codegen.to_julia import JuliaCode, to_julia
+from ..errors import BackendUnavailableError, InputError, SolveError
+from ..problem import ODEProblem
+from ..solution import RETCODES, ODESolution
+from .base import SolveOptions
+
+__all__ = [
+    "INSTALL_HINT",
+    "JULIA_METHODS",
+    "SENSEALGS",
+    "JuliaBackend",
+    "JuliaImportOrderWarning",
+    "format_info",
+    "import_pysr",
+    "info",
+    "is_available",
+    "julia_solve_autograd",
+    "julia_source_path",
+    "pysr_available",
+    "require_julia",
+    "require_pysr",
+    "system_of",
+    "udebridge",
+    "unavailable_reason",
+]
+
+#: Explicit (non-stiff) methods, spelled as in DifferentialEquations.jl.
+EXPLICIT_METHODS = ("Euler", "Midpoint", "Heun", "RK4", "BS3", "DP5", "Tsit5", "Vern7", "Vern9")
+#: Stiff methods (Rosenbrock, ESDIRK, BDF); their Jacobians come from ForwardDiff.
+STIFF_METHODS = (
+    "Rosenbrock23",
+    "Rodas4",
+    "Rodas5",
+    "Rodas5P",
+    "KenCarp4",
+    "Kvaerno5",
+    "TRBDF2",
+    "QNDF",
+    "FBDF",
+)
+#: Every method name `JuliaBackend` accepts (mapped 1:1 to OrdinaryDiffEq's).
+JULIA_METHODS: tuple[str, ...] = EXPLICIT_METHODS + STIFF_METHODS
+#: Methods OrdinaryDiffEq runs with fixed steps only: they need ``dt``.
+FIXED_STEP_METHODS = ("Euler",)
+
+#: ude_bridge sensealg -> what UDEBridge.sensitivity builds. SciMLSensitivity's own names
+#: pass through; an optional VJP may follow in parentheses: "GaussAdjoint(ReverseDiffVJP)".
+SENSEALGS: dict[str, str] = {
+    "backprop": "ReverseDiffAdjoint (through the solver's steps, like torch's backprop)",
+    "adjoint": "InterpolatingAdjoint (continuous adjoint, EnzymeVJP)",
+    "auto": "SciMLSensitivity's default choice",
+    "InterpolatingAdjoint": "continuous adjoint with interpolated forward solution",
+    "GaussAdjoint": "continuous adjoint with Gauss-Kronrod quadrature (fast)",
+    "BacksolveAdjoint": "continuous adjoint solving the state backwards",
+    "QuadratureAdjoint": "continuous adjoint with stored forward solution",
+    "ReverseDiffAdjoint": "discrete: ReverseDiff through the steps",
+    "ForwardDiffSensitivity": "forward mode (few parameters)",
+}
+_VJPS = ("EnzymeVJP", "ReverseDiffVJP", "ZygoteVJP", "auto")
+
+#: How to get the Julia backend: one sentence, used by every message.
+INSTALL_HINT = (
+    'Install it with: pip install "ude-bridge[julia]" (on first use juliapkg then installs '
+    "Julia 1.10 and the Julia packages ude_bridge needs: OrdinaryDiffEq, SciMLSensitivity, "
+    "Zygote, Enzyme), or set PYTHON_JULIAPKG_EXE to the path of an existing julia "
+    "executable to use that one."
+)
+
+_ORDER_URL = "https://github.com/pytorch/pytorch/issues/78829"
+
+
+class JuliaImportOrderWarning(UserWarning):
+    """Julia is starting in a process that imported torch first (a known crash risk)."""
+
+
+def _find_spec(name: str) -> Any:
+    """`importlib.util.find_spec` that never imports the package itself."""
+    try:
+        return importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+
+
+def _missing_packages() -> list[str]:
+    return [name for name in ("juliacall", "juliapkg") if _find_spec(name) is None]
+
+
+def is_available() -> bool:
+    """Whether juliacall and juliapkg are installed (Julia itself is fetched on first use)."""
+    return not _missing_packages()
+
+
+def unavailable_reason() -> str:
+    """What is missing for the Julia backend and how to get it ('' when nothing is)."""
+    missing = _missing_packages()
+    if not missing:
+        return ""
+    what = " and ".join(missing)
+    verb = "is" if len(missing) == 1 else "are"
+    return (
+        f"backend 'julia' needs the Python packages juliacall and juliapkg; {what} {verb} "
+        f"not installed. {INSTALL_HINT}"
+    )
+
+
+def require_julia(where: str) -> None:
+    """Raise `BackendUnavailableError` (``"<where>: ... How to install."``) unless available."""
+    reason = unavailable_reason()
+    if reason:
+        raise BackendUnavailableError(f"{where}: {reason}")
+
+
+# --------------------------------------------------------------------------- starting Julia
+
+_STATE: dict[str, Any] = {"module": None, "models": {}}
+
+
+def _env_defaults() -> None:
+    # Julia's GC uses signals; with several Julia threads they must be handled (PythonCall
+    # FAQ). Threads "auto" lets EnsembleThreads use the cores. Only set when unset.
+    os.environ.setdefault("PYTHON_JULIACALL_HANDLE_SIGNALS", "yes")
+    os.environ.setdefault("PYTHON_JULIACALL_THREADS", "auto")
+
+
+def _warn_import_order() -> None:
+    if "torch" in sys.modules and "juliacall" not in sys.modules:
+        warnings.warn(
+            "Julia is starting after torch was imported. On some platforms (notably macOS) "
+            "this order crashes the process with a segfault or heap corruption "
+            f"({_ORDER_URL}). If it does, import juliacall before torch and ude_bridge: put "
+            "`import juliacall` as the first import of your script.",
+            JuliaImportOrderWarning,
+            stacklevel=4,
+        )
+
+
+def _start_julia(where: str) -> Any:
+    """Import juliacall (starting Julia), with the env defaults and the torch-order check."""
+    if "juliacall" in sys.modules:
+        return sys.modules["juliacall"]
+    require_julia(where)
+    _env_defaults()
+    _warn_import_order()
+    with warnings.catch_warnings():
+        # juliacall warns about torch itself; ours (above) already said it, with the fix.
+        warnings.filterwarnings("ignore", message=r".*torch.*loaded before", category=UserWarning)
+        try:
+            import juliacall  # noqa: PLC0415 - the one lazy import of juliacall
+        except Exception as exc:  # juliapkg failing to fetch Julia, Julia failing to start
+            raise BackendUnavailableError(
+                f"{where}: juliacall is installed but Julia could not be started ({exc}). "
+                f"{INSTALL_HINT}"
+            ) from exc
+    return juliacall
+
+
+def julia_source_path() -> Path:
+    """Where ``UDEBridge.jl`` is: shipped inside the package, else the repository's julia/.
+
+    Looked up as ``ude_bridge/_julia/UDEBridge.jl`` (the copy a wheel ships; not
+    ``ude_bridge/julia/``, which would sit beside the module ``ude_bridge/julia.py``), then
+    ``ude_bridge/julia/UDEBridge.jl``, then ``<repository>/julia/UDEBridge.jl`` (a source
+    checkout or an editable install).
+
+    Raises:
+        BackendUnavailableError: the file is in none of these places (a broken install).
+    """
+    package = Path(__file__).resolve().parent.parent
+    candidates = (
+        package / "_julia" / "UDEBridge.jl",
+        package / "julia" / "UDEBridge.jl",
+        package.parent / "julia" / "UDEBridge.jl",
+    )
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise BackendUnavailableError(
+        "julia backend: UDEBridge.jl must ship with ude_bridge; it is in none of "
+        f"{', '.join(str(c) for c in candidates)}. Reinstall ude_bridge."
+    )
+
+
+def udebridge(where: str = "julia backend") -> Any:
+    """The ``UDEBridge`` Julia module, loading Julia and the module on first use."""
+    if _STATE["module"] is None:
+        jc = _start_julia(where)
+        path = julia_source_path()
+        try:
+            jc.Main.include(str(path))
+            _STATE["module"] = jc.Main.UDEBridge
+        except Exception as exc:
+            raise BackendUnavailableError(
+                f"{where}: Julia started but {path.name} could not be loaded ({exc}). The "
+                'Julia packages may be missing: reinstall them with python -c "import '
+                'juliapkg; juliapkg.resolve(force=True)", or ' + INSTALL_HINT
+            ) from exc
+    return _STATE["module"]
+
+
+# --------------------------------------------------------------------------- models -> Julia
+
+
+def system_of(f: Any) -> SymbolicSystem | None:
+    """The `SymbolicSystem` a vector field carries, or None for a plain function.
+
+    Looked up as ``f.system`` (a `SymbolicSystem`, or a zero-argument callable returning
+    one), then the same on the object a bound method ``f`` belongs to.
+    """
+    for owner in (f, getattr(f, "__self__", None)):
+        if owner is None:
+            continue
+        attr = getattr(owner, "system", None)
+        if isinstance(attr, SymbolicSystem):
+            return attr
+        if callable(attr):
+            try:
+                value = attr()
+            except TypeError:
+                continue
+            if isinstance(value, SymbolicSystem):
+                return value
+    return None
+
+
+def _code_for(problem: ODEProblem, where: str) -> JuliaCode:
+    system = system_of(problem.f)
+    if system is None:
+        name = getattr(problem.f, "__name__", type(problem.f).__name__)
+        raise InputError(
+            f"{where}: the problem's f must come from a ude_bridge model (model.problem(...)), "
+            f"whose equations are translated to Julia; found a plain Python callable {name!r}. "
+            "Use backend='torch' for arbitrary Python functions, or build the model with "
+            "ub.UDE(...)."
+        )
+    if system.n_states != problem.n:
+        raise InputError(
+            f"{where}: u0 must have one entry per state of the model "
+            f"({system.n_states}: {', '.join(map(str, system.states))}); got {problem.n}."
+        )
+    return to_julia(system)
+
+
+def _julia_model(code: JuliaCode, where: str) -> Any:
+    models = _STATE["models"]
+    model = models.get(code.digest)
+    if model is None:
+        mod = udebridge(where)
+        model = _julia_call(where, mod.load_model, code.source, "UDEModel")
+        models[code.digest] = model
+    return model
+
+
+def _julia_call(where: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except (InputError, BackendUnavailableError):
+        raise
+    except Exception as exc:  # juliacall.JuliaError and friends
+        raise SolveError(f"{where}: Julia raised an error: {exc}") from exc
+
+
+def _flat_params(problem: ODEProblem, code: JuliaCode, where: str) -> torch.Tensor:
+    """The flat float64 parameter vector ``(P,)``, or ``(B, P)`` per trajectory.
+
+    Differentiable: built with `torch.cat` from ``problem.params`` (a tuple of tensors in
+    the `SymbolicSystem` layout, one flat tensor, or a ``(B, P)`` tensor).
+    """
+    P = code.n_parameters
+    params = problem.params
+    B = problem.u0.shape[0] if problem.batched else None
+    if params is None:
+        raise InputError(
+            f"{where}: params must hold the model's {P} parameters (model.problem() sets them); "
+            "got None."
+        )
+    if isinstance(params, (list, tuple)):
+        slots = code.layout
+        leaves = [torch.as_tensor(x, dtype=torch.float64) for x in params]
+        if len(leaves) != len(slots):
+            raise InputError(
+                f"{where}: params must be a tuple of {len(slots)} tensors in the model's layout "
+                f"({', '.join(s.name for s in slots)}); got {len(leaves)}."
+            )
+        if all(leaf.numel() == slot.size for leaf, slot in zip(leaves, slots, strict=True)):
+            return torch.cat([leaf.reshape(-1) for leaf in leaves])
+        if B is not None and all(
+            leaf.dim() >= 1 and leaf.shape[0] == B and leaf.numel() == B * slot.size
+            for leaf, slot in zip(leaves, slots, strict=True)
+        ):
+            return torch.cat([leaf.reshape(B, -1) for leaf in leaves], dim=1)
+        for leaf, slot in zip(leaves, slots, strict=True):
+            if leaf.numel() != slot.size:
+                break
+        batch = f", or ({B}, ...) for all of them in a batch" if B is not None else ""
+        raise InputError(
+            f"{where}: parameter {slot.name!r} must have shape {slot.shape}{batch}; got shape "
+            f"{tuple(leaf.shape)}."
+        )
+    if isinstance(params, (torch.Tensor, np.ndarray)):
+        flat = torch.as_tensor(params, dtype=torch.float64)
+        if flat.dim() == 1 and flat.numel() == P:
+            return flat
+        if flat.dim() == 2 and B is not None and tuple(flat.shape) == (B, P):
+            return flat
+        raise InputError(
+            f"{where}: params as one tensor must have shape ({P},), or (B, {P}) for a batch; "
+            f"got {tuple(flat.shape)}."
+        )
+    raise InputError(
+        f"{where}: params must be a tuple of tensors in the model's layout or a flat tensor; "
+        f"got {type(params).__name__}."
+    )
+
+
+def _sensealg(name: str, where: str) -> tuple[str, str]:
+    base, vjp = name, "EnzymeVJP"
+    if name.endswith(")") and "(" in name:
+        base, vjp = name[:-1].split("(", 1)
+    if base not in SENSEALGS:
+        raise InputError(
+            f"{where}: unknown sensealg {base!r} for backend 'julia'."
+            + did_you_mean(base, list(SENSEALGS), what="sensealg")
+        )
+    if vjp not in _VJPS:
+        raise InputError(
+            f"{where}: unknown VJP {vjp!r} in sensealg {name!r}."
+            + did_you_mean(vjp, _VJPS, what="VJP")
+        )
+    return base, vjp
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def _from_julia(array: Any) -> torch.Tensor:
+    """A Julia array as a torch tensor, sharing memory (numpy reads juliacall's buffer)."""
+    arr = np.asarray(array, dtype=np.float64)
+    if not arr.flags.writeable:
+        arr = arr.copy()
+    return torch.from_numpy(arr)
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().to("cpu", torch.float64).contiguous().numpy()
+
+
+def _message(retcode: str, t: float, options: SolveOptions) -> str:
+    template = RETCODES.get(retcode)
+    if template is None:
+        return (
+            f"{retcode}: the Julia solver stopped at t={t} with retcode {retcode}; see "
+            "DifferentialEquations.jl's ReturnCode documentation."
+        )
+    return template.format(
+        max_steps=options.get("max_steps", 100_000), dtmin=options.get("dtmin", 0.0), t=t
+    )
+
+
+def _julia_kwargs(problem: ODEProblem, method: str, options: SolveOptions, where: str) -> dict:
+    adaptive = options.get("adaptive")
+    dt = options.get("dt")
+    if adaptive is None:
+        adaptive = dt is None
+    if adaptive and method in FIXED_STEP_METHODS:
+        raise InputError(
+            f"{where}: method {method!r} is fixed-step in DifferentialEquations.jl; pass "
+            f"dt=..., or choose an adaptive method such as 'Tsit5'; got dt={dt}."
+        )
+    if not adaptive and dt is None:
+        raise InputError(f"{where}: adaptive=False needs a step size; pass dt=... (got dt=None).")
+    atol = options.get("atol", 1e-6)
+    atol = _numpy(atol) if isinstance(atol, torch.Tensor) and atol.dim() > 0 else float(atol)
+    return {
+        "rtol": float(options.get("rtol", 1e-6)),
+        "atol": atol,
+        "dt": dt,
+        "adaptive": bool(adaptive),
+        "max_steps": int(options.get("max_steps", 100_000)),
+        "dtmin": float(options.get("dtmin", 0.0)) or None,
+    }
+
+
+def _saveat(problem: ODEProblem, options: SolveOptions) -> torch.Tensor | None:
+    saveat = options.get("saveat")
+    if saveat is None and problem.batched:
+        saveat = torch.tensor(problem.tspan, dtype=torch.float64)
+    return saveat
+
+
+def _worst(retcodes: list[str]) -> str:
+    return next((r for r in retcodes if r != "Success"), "Success")
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+class JuliaBackend:
+    """DifferentialEquations.jl through juliacall (optional: ``pip install "ude-bridge[julia]"``).
+
+    Options beyond the common ones: ``ensemble`` (batched solves): ``"threads"``
+    (default), ``"serial"``, ``"gpu_array"`` or ``"gpu_kernel"`` (need
+    `ude_bridge.julia.install_gpu` and an NVIDIA GPU).
+    """
+
+    name = "julia"
+
+    def is_available(self) -> bool:
+        return is_available()
+
+    def unavailable_reason(self) -> str:
+        return unavailable_reason()
+
+    def methods(self) -> tuple[str, ...]:
+        return JULIA_METHODS
+
+    def solve(self, problem: ODEProblem, method: str, options: SolveOptions) -> ODESolution:
+        """Solve ``problem`` in Julia.
+
+        Differentiable when ``u0`` or ``params`` require grad (then ``saveat`` is needed,
+        and a solve that fails raises `SolveError`, since no gradient exists for it);
+        otherwise a failure returns ``success=False`` with the retcode's message.
+        """
+        where = f"solve(backend='julia', method={method!r})"
+        require_julia(where)
+        code = _code_for(problem, where)
+        flat = _flat_params(problem, code, where)
+        kwargs = _julia_kwargs(problem, method, options, where)
+        saveat = _saveat(problem, options)
+        needs_grad = torch.is_grad_enabled() and (problem.u0.requires_grad or flat.requires_grad)
+        if needs_grad:
+            if saveat is None:
+                raise InputError(
+                    f"{where}: gradients through Julia need the save times; pass saveat=... "
+                    "(got saveat=None)."
+                )
+            u, info = _autograd_solve(problem, code, flat, method, saveat, kwargs, options, where)
+            return self._solution(problem, method, saveat, u, info, options, None)
+        model = _julia_model(code, where)
+        mod = udebridge(where)
+        u0 = problem.u0
+        ts = None if saveat is None else _numpy(saveat)
+        if problem.batched:
+            p_arg = _numpy(flat).T if flat.dim() == 2 else _numpy(flat)
+            res = _julia_call(
+                where,
+                mod.solve_ensemble,
+                model,
+                _numpy(u0).T,
+                p_arg,
+                problem.tspan,
+                method,
+                saveat=ts,
+                ensemble=options.get("ensemble", "threads"),
+                **kwargs,
+            )
+            u = _from_julia(res["u"]).permute(2, 1, 0)
+            info = _info(res, batched=True)
+            return self._solution(problem, method, saveat, u, info, options, None)
+        res = _julia_call(
+            where,
+            mod.solve_arrays,
+            model,
+            _numpy(u0),
+            _numpy(flat),
+            problem.tspan,
+            method,
+            saveat=ts,
+            dense=bool(options.get("dense", saveat is None)),
+            **kwargs,
+        )
+        t = _from_julia(res["t"])
+        u = _from_julia(res["u"]).T
+        info = _info(res, batched=False)
+        interpolant = None
+        if options.get("dense", saveat is None):
+
+            def interpolant(tt: torch.Tensor, _res: Any = res) -> torch.Tensor:
+                out = _julia_call(where, mod.interpolate, _res, _numpy(tt))
+                return _from_julia(out).T.to(problem.u0.dtype)
+
+        return self._solution(problem, method, t, u, info, options, interpolant)
+
+    def _solution(
+        self,
+        problem: ODEProblem,
+        method: str,
+        t: torch.Tensor,
+        u: torch.Tensor,
+        info: dict,
+        options: SolveOptions,
+        interpolant: Callable[[torch.Tensor], torch.Tensor] | None,
+    ) -> ODESolution:
+        retcode = info["retcode"]
+        t_reached = info["t_reached"]
+        t_last = float(np.nanmax(t_reached)) if isinstance(t_reached, np.ndarray) else t_reached
+        return ODESolution(
+            t=t.to(torch.float64),
+            u=u.to(dtype=problem.u0.dtype, device=problem.u0.device),
+            stats=info["stats"],
+            retcode=retcode,
+            message=_message(retcode, t_last, options),
+            t_reached=torch.from_numpy(t_reached)
+            if isinstance(t_reached, np.ndarray)
+            else t_reached,
+            method=method,
+            backend=self.name,
+            retcodes=info.get("retcodes"),
+            interpolant=interpolant,
+            tspan=problem.tspan,
+        )
+
+
+def _info(res: Any, *, batched: bool) -> dict:
+    stats = {str(k): int(v) for k, v in res["stats"].items()}
+    if batched:
+        retcodes = [str(r) for r in res["retcodes"]]
+        return {
+            "retcode": _worst(retcodes),
+            "retcodes": retcodes,
+            "t_reached": np.asarray(res["t_reached"], dtype=np.float64).copy(),
+            "stats": stats,
+        }
+    return {"retcode": str(res["retcode"]), "t_reached": float(res["t_reached"]), "stats": stats}
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+class _JuliaSolve(torch.autograd.Function):
+    """u = solve(u0, p) in Julia; backward = the SciMLSensitivity pullback."""
+
+    @staticmethod
+    def forward(ctx: Any, u0: torch.Tensor, flat: torch.Tensor, run: Callable) -> torch.Tensor:
+        u, pullback = run(u0, flat)
+        ctx.pullback = pullback
+        return u
+
+    @staticmethod
+    def backward(ctx: Any, grad_u: torch.Tensor) -> tuple:
+        du0, dp = ctx.pullback(grad_u)
+        return du0, dp, None
+
+
+def _autograd_solve(
+    problem: ODEProblem,
+    code: JuliaCode,
+    flat: torch.Tensor,
+    method: str,
+    saveat: torch.Tensor,
+    kwargs: dict,
+    options: SolveOptions,
+    where: str,
+) -> tuple[torch.Tensor, dict]:
+    model = _julia_model(code, where)
+    mod = udebridge(where)
+    sensealg, vjp = _sensealg(str(options.get("sensealg", "backprop")), where)
+    ts = _numpy(saveat)
+    batched = problem.batched
+    per_traj = flat.dim() == 2
+
+    def run(u0: torch.Tensor, p: torch.Tensor) -> tuple:
+        if batched:
+            p_arg = _numpy(p).T if per_traj else _numpy(p)
+            res = _julia_call(
+                where, mod.solve_and_pullback_batch, model, _numpy(u0).T, p_arg,
+                problem.tspan, method, ts, sensealg=sensealg, vjp=vjp, **kwargs,
+            )  # fmt: skip
+            u = _from_julia(res["u"]).permute(2, 1, 0)
+        else:
+            res = _julia_call(
+                where, mod.solve_and_pullback, model, _numpy(u0), _numpy(p),
+                problem.tspan, method, ts, sensealg=sensealg, vjp=vjp, **kwargs,
+            )  # fmt: skip
+            u = _from_julia(res["u"]).T
+        info = _info(res, batched=batched)
+        if info["retcode"] != "Success" or u.shape[-2] != len(ts):
+            t_last = np.nanmax(info["t_reached"]) if batched else info["t_reached"]
+            raise SolveError(f"{where}: {_message(info['retcode'], float(t_last), options)}")
+        back = res["pullback"]
+
+        def pullback(grad_u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            g = _numpy(grad_u)
+            g = g.transpose(2, 1, 0) if batched else g.T
+            du0, dp = _julia_call(where, back, g)
+            du0_t, dp_t = _from_julia(du0), _from_julia(dp)
+            if batched:
+                du0_t = du0_t.T
+                dp_t = dp_t.T if per_traj else dp_t
+            return du0_t, dp_t
+
+        holder["info"] = info
+        return u, pullback
+
+    holder: dict = {}
+    u = _JuliaSolve.apply(problem.u0.to(torch.float64), flat, run)
+    return u.to(problem.u0.dtype), holder["info"]
+
+
+def julia_solve_autograd(problem: ODEProblem, method: str, options: SolveOptions) -> torch.Tensor:
+    """Solve in Julia and return ``u`` at ``options["saveat"]`` with gradients.
+
+    The forward pass runs UDEBridge's ``solve_and_pullback``; the backward pass calls the
+    returned pullback, a vector-Jacobian product through SciMLSensitivity (``sensealg``,
+    mapped as in `SENSEALGS`). Gradients reach ``problem.u0`` and every tensor of
+    ``problem.params``.
+
+    Args:
+        problem: an `ODEProblem` built by a ude_bridge model (see `system_of`).
+        method: a name from `JULIA_METHODS`.
+        options: the validated options of `ude_bridge.solve`; ``saveat`` is required.
+
+    Returns:
+        ``(T, n)`` or ``(B, T, n)``, in ``u0``'s dtype.
+
+    Raises:
+        InputError: no saveat, a plain-Python ``f``, parameters not in the model's layout.
+        BackendUnavailableError: juliacall is not installed or Julia cannot start.
+        SolveError: Julia raised an error.
+    """
+    where = f"fit/solve(backend='julia', method={method!r})"
+    require_julia(where)
+    saveat = options.get("saveat")
+    if saveat is None:
+        raise InputError(f"{where}: saveat must be given for gradients; got saveat=None.")
+    code = _code_for(problem, where)
+    flat = _flat_params(problem, code, where)
+    kwargs = _julia_kwargs(problem, method, options, where)
+    u, _ = _autograd_solve(problem, code, flat, method, saveat, kwargs, options, where)
+    return u
+
+
+# --------------------------------------------------------------------------- PySR
+
+
+def pysr_available() -> bool:
+    """Whether PySR (and so Julia through juliacall) is installed."""
+    return is_available() and _find_spec("pysr") is not None
+
+
+def require_pysr(where: str) -> None:
+    """Raise `BackendUnavailableError` unless PySR can be used."""
+    missing = [n for n in ("pysr", "juliacall", "juliapkg") if _find_spec(n) is None]
+    if missing:
+        raise BackendUnavailableError(
+            f"{where}: symbolic regression with method='pysr' needs the Python packages pysr, "
+            f"juliacall and juliapkg; {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed. {INSTALL_HINT}"
+        )
+
+
+def import_pysr(where: str) -> Any:
+    """Import and return the ``pysr`` module, with the same Julia start-up handling."""
+    require_pysr(where)
+    if "pysr" in sys.modules:
+        return sys.modules["pysr"]
+    _env_defaults()
+    _warn_import_order()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch.*loaded before", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r"juliacall module already imported")
+        try:
+            import pysr  # noqa: PLC0415
+        except Exception as exc:
+            raise BackendUnavailableError(
+                f"{where}: pysr is installed but could not start Julia ({exc}). {INSTALL_HINT}"
+            ) from exc
+    return pysr
+
+
+# --------------------------------------------------------------------------- info
+
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _juliapkg_state() -> dict[str, Any]:
+    """What juliapkg recorded at its last resolve (no Julia started)."""
+    if _find_spec("juliapkg") is None:
+        return {}
+    try:
+        from juliapkg.state import STATE  # noqa: PLC0415 - pure Python, starts nothing
+    except Exception:
+        return {}
+    out: dict[str, Any] = {"project": STATE.get("project")}
+    meta_file = STATE.get("meta")
+    if meta_file and os.path.isfile(meta_file):
+        try:
+            with open(meta_file) as fp:
+                meta = json.load(fp)
+            out["executable"] = meta.get("executable")
+            out["version"] = meta.get("version")
+        except (OSError, ValueError):
+            pass
+    manifest = Path(str(out["project"] or "")) / "Manifest.toml"
+    if manifest.is_file():
+        try:
+            import tomllib  # noqa: PLC0415
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib  # noqa: PLC0415
+        try:
+            deps = tomllib.loads(manifest.read_text()).get("deps", {})
+            wanted = json.loads((Path(__file__).parent.parent / "juliapkg.json").read_text())
+            out["packages"] = {
+                name: entries[0].get("version", "stdlib")
+                for name, entries in deps.items()
+                if name in wanted.get("packages", {}) and entries
+            }
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def info(start_julia: bool = False) -> dict[str, Any]:
+    """What ``ude-bridge info`` reports; starts Julia only when ``start_julia`` is True.
+
+    Returns:
+        A dict with ``torch`` (version, threads, cuda, devices), ``scipy``, ``pysindy``,
+        ``juliacall``, ``juliapkg``, ``pysr``, ``diffeqpy`` (installed versions or None),
+        ``julia`` (``available``, ``reason``, ``executable`` and ``version`` as juliapkg
+        last resolved them or as found on PATH / ``PYTHON_JULIAPKG_EXE``, ``project``,
+        ``packages``: resolved versions from the project's Manifest.toml, and with
+        ``start_julia``: ``running`` versions reported by Julia itself, or ``error``).
+    """
+    cuda = torch.cuda.is_available()
+    out: dict[str, Any] = {
+        "torch": {
+            "version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cuda": cuda,
+            "cuda_version": torch.version.cuda,
+            "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            if cuda
+            else [],
+        },
+    }
+    for name in ("scipy", "pysindy", "juliacall", "juliapkg", "pysr", "diffeqpy"):
+        out[name] = _version(name)
+    julia: dict[str, Any] = {"available": is_available(), "reason": unavailable_reason()}
+    julia.update(_juliapkg_state())
+    override = os.environ.get("PYTHON_JULIAPKG_EXE")
+    if override:
+        julia["executable"] = override
+        julia["executable_from"] = "PYTHON_JULIAPKG_EXE"
+    elif julia.get("executable"):
+        julia["executable_from"] = "juliapkg"
+    elif shutil.which("julia"):
+        julia["executable"] = shutil.which("julia")
+        julia["executable_from"] = "PATH"
+    else:
+        julia["executable"] = None
+    if start_julia:
+        try:
+            versions = udebridge("ude-bridge info --julia").versions()
+            julia["running"] = {str(k): str(v) for k, v in versions.items()}
+        except Exception as exc:
+            julia["error"] = str(exc)
+    out["julia"] = julia
+    return out
+
+
+def format_info(data: dict[str, Any]) -> str:
+    """`info`'s dict as the lines ``ude-bridge info`` prints."""
+    t = data["torch"]
+    devices = ", ".join(t["devices"]) or "none"
+    lines = [
+        f"torch      {t['version']} ({t['threads']} threads; CUDA "
+        f"{'yes, ' + str(t['cuda_version']) + ': ' + devices if t['cuda'] else 'no'})",
+    ]
+    for name in ("scipy", "pysindy", "juliacall", "juliapkg", "pysr", "diffeqpy"):
+        lines.append(f"{name:<10} {data[name] or 'not installed'}")
+    j = data["julia"]
+    exe = j.get("executable")
+    where = f" (from {j['executable_from']})" if exe else ""
+    found = exe or "none found (juliapkg installs Julia 1.10 on first use)"
+    lines.append(f"julia      {found}{where}")
+    if j.get("version"):
+        lines.append(f"  version  {j['version']}")
+    if j.get("project"):
+        lines.append(f"  project  {j['project']}")
+    for pkg, ver in sorted((j.get("packages") or {}).items()):
+        lines.append(f"  {pkg:<22} {ver}")
+    for key, ver in sorted((j.get("running") or {}).items()):
+        lines.append(f"  running {key:<14} {ver}")
+    if j.get("error"):
+        lines.append(f"  error: {j['error']}")
+    if not j["available"]:
+        lines.append(f"  {j['reason']}")
+    return "\n".join(lines)
