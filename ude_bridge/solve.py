@@ -23,7 +23,7 @@ BACKENDS: dict[str, str] = {
     "julia": "ude_bridge.backends.julia_backend:JuliaBackend",
 }
 
-SENSEALGS = ("backprop",)
+SENSEALGS = ("backprop", "adjoint")
 
 
 def get_backend(name: str, *, where: str = "solve") -> Any:
@@ -124,7 +124,9 @@ def solve(
         max_steps: steps allowed before stopping with retcode ``MaxIters``.
         dtmin: smallest step allowed before retcode ``DtLessThanMin``.
         dense: keep what ``sol(t)`` needs (default: True when ``saveat`` is None).
-        sensealg: how gradients flow: ``"backprop"`` records autograd through the steps.
+        sensealg: how gradients flow: ``"backprop"`` records autograd through the steps;
+            ``"adjoint"`` solves the continuous adjoint backwards with checkpoints at the
+            save times (memory independent of the number of steps; needs ``saveat``).
         throw: raise `SolveError` instead of returning ``success=False``.
 
     Returns:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
+from torch.utils import _pytree as pytree
 
 from ..errors import InputError
 from ..problem import ODEProblem
@@ -13,9 +14,19 @@ from ..solvers.batch_loop import integrate_batch
 from ..solvers.explicit import ExplicitRK
 from ..solvers.loop import LoopOptions, integrate
 from ..solvers.registry import FIXED_STEP, explicit_tableau, method_names
+from ..solvers.sensitivity import adjoint_solve
 from .base import SolveOptions
 
 __all__ = ["TorchBackend", "explicit_method"]
+
+
+def _needs_grad(problem: ODEProblem) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    leaves = pytree.tree_leaves(problem.params)
+    return problem.u0.requires_grad or any(
+        isinstance(x, torch.Tensor) and x.requires_grad for x in leaves
+    )
 
 
 @lru_cache(maxsize=64)
@@ -67,6 +78,8 @@ class TorchBackend:
         )
         t0, t1 = problem.tspan
         loop = integrate_batch if problem.batched else integrate
+        if options["sensealg"] == "adjoint" and _needs_grad(problem):
+            return self._adjoint(problem, method, m, loop, opts, options)
         res = loop(m, problem.f, problem.params, u0, t0, t1, options["saveat"], opts)
         return ODESolution(
             t=res.t,
@@ -79,5 +92,52 @@ class TorchBackend:
             backend=self.name,
             retcodes=res.retcodes,
             interpolant=res.interpolant,
+            tspan=problem.tspan,
+        )
+
+    def _adjoint(self, problem, method, m, loop, opts, options) -> ODESolution:
+        """``sensealg="adjoint"``: forward without autograd, gradients by the adjoint."""
+        t0, t1 = problem.tspan
+        saveat = options["saveat"]
+        if saveat is None:
+            raise InputError(
+                "solve(sensealg='adjoint'): saveat is required (the adjoint restarts from the "
+                "solution stored at the save times); pass saveat=..."
+            )
+        prepend = float(saveat[0]) != t0
+        ts = torch.cat([torch.tensor([t0], dtype=torch.float64), saveat]) if prepend else saveat
+        fwd_opts = LoopOptions(**{**opts.__dict__, "dense": False})
+        stats: dict = {}
+
+        def solve_forward(u0: torch.Tensor, params) -> torch.Tensor:
+            res = loop(m, problem.f, params, u0, t0, t1, ts, fwd_opts)
+            stats.update(res.stats, retcode=res.retcode, message=res.message, t=res.t_reached)
+            return res.u
+
+        def solve_backward(g, z0: torch.Tensor, ta: float, tb: float) -> torch.Tensor:
+            mz = explicit_method(method, z0.dtype, z0.device)
+            end = torch.tensor([tb], dtype=torch.float64)
+            res = integrate(mz, g, None, z0, ta, tb, end, fwd_opts)
+            if res.retcode != "Success":
+                from ..errors import SolveError
+
+                raise SolveError(f"solve(sensealg='adjoint'): backward solve failed: {res.message}")
+            return res.u[-1]
+
+        u = adjoint_solve(solve_forward, solve_backward, problem.f, problem.u0, problem.params, ts)
+        if prepend:
+            u = u[:, 1:] if problem.batched else u[1:]
+        code = stats.pop("retcode")
+        message = stats.pop("message")
+        t_reached = stats.pop("t")
+        return ODESolution(
+            t=saveat,
+            u=u,
+            stats=stats,
+            retcode=code,
+            message=message,
+            t_reached=t_reached,
+            method=method,
+            backend=self.name,
             tspan=problem.tspan,
         )
