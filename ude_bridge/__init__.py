@@ -3,6 +3,7 @@
 Public names only; importing this package has no side effects (it never starts Julia).
 """
 
+from .data import Trajectories as Trajectories
 from .errors import (
     BackendUnavailableError as BackendUnavailableError,
 )
@@ -29,3 +30,6 @@ from .problem import ODEProblem as ODEProblem
 __version__ = "0.1.0"
 from .solution import ODESolution as ODESolution
 from .solve import solve as solve
+from .train import FitResult as FitResult
+from .train import fit as fit
+from .train import load as load
