@@ -13,11 +13,18 @@ from ..solution import ODESolution
 from ..solvers.batch_loop import integrate_batch
 from ..solvers.explicit import ExplicitRK
 from ..solvers.loop import LoopOptions, integrate
-from ..solvers.registry import FIXED_STEP, explicit_tableau, method_names
+from ..solvers.registry import (
+    AUTO_SWITCH,
+    FIXED_STEP,
+    STIFF,
+    explicit_tableau,
+    method_names,
+    stiff_tableau,
+)
 from ..solvers.sensitivity import adjoint_solve
 from .base import SolveOptions
 
-__all__ = ["TorchBackend", "explicit_method"]
+__all__ = ["TorchBackend", "explicit_method", "method_object", "stiff_method"]
 
 
 def _needs_grad(problem: ODEProblem) -> bool:
@@ -35,6 +42,32 @@ def explicit_method(name: str, dtype: torch.dtype, device: torch.device) -> Expl
     return ExplicitRK(explicit_tableau(name), dtype, device)
 
 
+@lru_cache(maxsize=64)
+def stiff_method(name: str, dtype: torch.dtype, device: torch.device):
+    """The engine's Rosenbrock method object for (name, dtype, device), cached."""
+    from ..solvers.rosenbrock import Rosenbrock
+
+    return Rosenbrock(stiff_tableau(name), dtype, device)
+
+
+def method_object(method: str, dtype: torch.dtype, device: torch.device, jac=None):
+    """The method object of one solve: cached for explicit methods; stiff ones are bound to
+    ``jac`` (None: autograd), and an auto-switching composite is built per solve (it keeps
+    state). ``method`` may be a name or an `AutoSwitch` spec (a str subclass)."""
+    if method in STIFF:
+        return stiff_method(str(method), dtype, device).bind(jac)
+    if method in AUTO_SWITCH:
+        from ..solvers.auto_switch import AutoSwitch
+
+        nonstiff, stiff = AUTO_SWITCH[method]
+        return AutoSwitch.from_spec(
+            method,
+            explicit_method(nonstiff, dtype, device),
+            stiff_method(stiff, dtype, device).bind(jac),
+        )
+    return explicit_method(str(method), dtype, device)
+
+
 class TorchBackend:
     """The native, differentiable, batched PyTorch engine (always available)."""
 
@@ -50,11 +83,10 @@ class TorchBackend:
         return method_names()
 
     def solve(self, problem: ODEProblem, method: str, options: SolveOptions) -> ODESolution:
-        tab = explicit_tableau(method)
         adaptive = options["adaptive"]
         if adaptive is None:
             adaptive = options["dt"] is None
-        if adaptive and not tab.adaptive:
+        if adaptive and method in FIXED_STEP and not explicit_tableau(method).adaptive:
             raise InputError(
                 f"solve: method {method!r} is fixed-step (no error estimate); pass dt=..., "
                 "or choose an adaptive method such as 'Tsit5'. "
@@ -63,7 +95,11 @@ class TorchBackend:
         if not adaptive and options["dt"] is None:
             raise InputError("solve: adaptive=False needs a step size; pass dt=... (got dt=None).")
         u0 = problem.u0
-        m = explicit_method(method, u0.dtype, u0.device)
+        if method in STIFF or method in AUTO_SWITCH:
+            from ..solvers.rosenbrock import check_precision
+
+            check_precision(u0.dtype, options["rtol"], str(method))
+        m = method_object(method, u0.dtype, u0.device, problem.jac)
         atol = options["atol"]
         if isinstance(atol, torch.Tensor):
             atol = atol.to(dtype=u0.dtype, device=u0.device)
@@ -115,7 +151,7 @@ class TorchBackend:
             return res.u
 
         def solve_backward(g, z0: torch.Tensor, ta: float, tb: float) -> torch.Tensor:
-            mz = explicit_method(method, z0.dtype, z0.device)
+            mz = method_object(method, z0.dtype, z0.device)
             end = torch.tensor([tb], dtype=torch.float64)
             res = integrate(mz, g, None, z0, ta, tb, end, fwd_opts)
             if res.retcode != "Success":

@@ -83,7 +83,7 @@ class ExplicitRK:
             # autograd records the steps: stages stay separate tensors (stacked when
             # combined) -- in-place writes into a buffer would make every stage a
             # CopySlices node, measured ~20 % slower forward + backward
-            return _GraphStages([k1.reshape(-1)])
+            return _GraphStages([k1 if k1.dim() == 1 else k1.reshape(-1)])
         if st is None:
             K = torch.empty(self.S, N, dtype=k1.dtype, device=k1.device)
             st = _Stages(K, *stage_slices(self, K))
@@ -93,7 +93,7 @@ class ExplicitRK:
     def step(self, f: Field, p: Any, t: float, h: float, y: torch.Tensor, st: _Stages):
         """One step of one trajectory: ``(y1, error estimate)``."""
         if isinstance(st, _GraphStages):
-            y1, err = _graph_step(self, f, p, torch.scalar_tensor(t, dtype=torch.float64), h, y, st)
+            y1, err = _graph_step(self, f, p, t, h, y, st)
         else:
             y1, err = rk_step_scalar(self, f, p, t, h, y, (st.rows, st.KT))
         return y1, (None if err is None else err * abs(h))
@@ -108,9 +108,9 @@ class ExplicitRK:
     def next_k1(self, st: _Stages, have_extra: bool) -> torch.Tensor | None:
         """The next step's first stage if this step computed it, else None."""
         if self.fsal:
-            return st.K[self.s - 1]
+            return st.stage(self.s - 1)
         if have_extra and self.extra0_is_next_k1:
-            return st.K[self.s]
+            return st.stage(self.s)
         return None
 
     @property
@@ -121,8 +121,7 @@ class ExplicitRK:
     def extra(self, f: Field, p: Any, t, h, y: torch.Tensor, st: _Stages) -> None:
         """Fill the interpolation-only stages (floats or ``(B, 1)`` tensors for t, h)."""
         if isinstance(st, _GraphStages):
-            tt = t if isinstance(t, torch.Tensor) else torch.scalar_tensor(t, dtype=torch.float64)
-            _graph_stages(self, f, p, tt, h, y, st, self.s, self.S)
+            _graph_stages(self, f, p, t, h, y, st, self.s, self.S)
         else:
             extra_stages(self, f, p, t, h, y, st.K)
 
@@ -160,41 +159,59 @@ class _GraphStages:
     def k1(self) -> torch.Tensor:
         return self.ks[0]
 
+    def stage(self, i: int) -> torch.Tensor:
+        return self.ks[i]
+
 
 def _graph_stages(m: ExplicitRK, f: Field, p: Any, t, h, y, st: _GraphStages, lo: int, hi: int):
-    """Append stages ``lo..hi-1`` to ``st.ks``; returns the last stage argument."""
+    """Append stages ``lo..hi-1`` to ``st.ks``; returns the last stage argument.
+
+    One trajectory (float ``t``, ``h``): stages are ``(n,)`` and each combination is one
+    `torch.addmv` on the stacked stages, so autograd records two nodes per stage besides
+    ``f``'s own. A batch: ``(B*n,)`` stages combined by `torch.mm` and scaled per row.
+    """
     shape = y.shape
-    scalar = not isinstance(h, torch.Tensor)
+    if not isinstance(h, torch.Tensor):
+        yi = y
+        for i in range(lo, hi):
+            yi = torch.addmv(y, torch.stack(st.ks, 1), m.avec[i], alpha=h)
+            ti = torch.scalar_tensor(t + m.tt.c[i] * h, dtype=torch.float64)
+            st.ks.append(f(ti, yi, p))
+        return yi
     yf = y.reshape(1, -1)
-    hf = h if scalar else h.expand(shape).reshape(1, -1)
-    ht = h if scalar else h.to(torch.float64)
+    hf = h.expand(shape).reshape(1, -1)
+    ht = h.to(torch.float64)
     yi = y
     for i in range(lo, hi):
         comb = torch.mm(m.rows[i], torch.stack(st.ks))
-        yi = (torch.add(yf, comb, alpha=h) if scalar else torch.addcmul(yf, hf, comb)).view(shape)
+        yi = torch.addcmul(yf, hf, comb).view(shape)
         st.ks.append(f(t + m.tt.c[i] * ht, yi, p).reshape(-1))
     return yi
 
 
 def _graph_step(m: ExplicitRK, f: Field, p: Any, t, h, y, st: _GraphStages):
-    """`rk_step` for recorded solves; the error is scaled by ``h`` only for batches."""
+    """`rk_step` for recorded solves (``t``, ``h`` floats for one trajectory).
+
+    The error estimate is computed without autograd: step control needs no gradient.
+    It is scaled by ``h`` for batches only (the caller scales it for one trajectory).
+    """
     shape = y.shape
     scalar = not isinstance(h, torch.Tensor)
     yi = _graph_stages(m, f, p, t, h, y, st, 1, m.s)
-    K = torch.stack(st.ks)
     if m.fsal:
         y1 = yi
+    elif scalar:
+        y1 = torch.addmv(y, torch.stack(st.ks, 1), m.bvec, alpha=h)
     else:
-        comb = torch.mm(m.b, K)
-        if scalar:
-            y1 = torch.add(y.reshape(1, -1), comb, alpha=h).view(shape)
-        else:
-            y1 = torch.addcmul(y.reshape(1, -1), h.expand(shape).reshape(1, -1), comb).view(shape)
+        comb = torch.mm(m.b, torch.stack(st.ks))
+        y1 = torch.addcmul(y.reshape(1, -1), h.expand(shape).reshape(1, -1), comb).view(shape)
     err = None
     if m.e is not None:
-        err = torch.mm(m.e, K).view(shape)
-        if not scalar:
-            err = err * h
+        with torch.no_grad():
+            if scalar:
+                err = torch.mv(torch.stack(st.ks, 1), m.evec)
+            else:
+                err = torch.mm(m.e, torch.stack(st.ks)).view(shape) * h
     return y1, err
 
 
@@ -211,6 +228,10 @@ class _Stages:
     def k1(self) -> torch.Tensor:
         """The step's first stage (row 0), valid after a rejected step."""
         return self.rows[0]
+
+    def stage(self, i: int) -> torch.Tensor:
+        """Stage ``i`` (a view into the buffer)."""
+        return self.rows[i]
 
 
 def stage_slices(m: ExplicitRK, K: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

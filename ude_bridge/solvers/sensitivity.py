@@ -90,15 +90,17 @@ class _Adjoint(torch.autograd.Function):
         for j, i in enumerate(idx):
             leaves[i] = detached[j]
 
+        # parameter leaves made once: autograd.grad w.r.t. them works on every call
+        ps = [x.detach().requires_grad_(True) for x in detached]
+        for j, i in enumerate(idx):
+            leaves[i] = ps[j]
+        p_tree = pytree.tree_unflatten(leaves, spec)
+
         def aug(t: torch.Tensor, z: torch.Tensor, _p: Any) -> torch.Tensor:
-            uu = z[:m].view(shape)
             a = z[m : 2 * m].view(shape)
             with torch.enable_grad():
-                uu = uu.detach().requires_grad_(True)
-                ps = [x.detach().requires_grad_(True) for x in detached]
-                for j, i in enumerate(idx):
-                    leaves[i] = ps[j]
-                fu = f(t, uu, pytree.tree_unflatten(leaves, spec))
+                uu = z[:m].detach().view(shape).requires_grad_(True)
+                fu = f(t, uu, p_tree)
                 grads = torch.autograd.grad(fu, [uu, *ps], -a, allow_unused=True)
             parts = [fu.detach().reshape(-1), grads[0].reshape(-1)]
             for g, x in zip(grads[1:], ps, strict=True):
