@@ -76,7 +76,6 @@ def integrate_batch(
         nfev += 1
     h = h.clamp(max=span)
     ctrl = opts.controller
-    k = method.error_order
     errold = torch.full((B, 1), ctrl.qoldinit, dtype=f64, device=device)
     active = torch.ones(B, 1, dtype=torch.bool, device=device)
     code = torch.zeros(B, 1, dtype=torch.long, device=device)
@@ -101,7 +100,10 @@ def integrate_batch(
             sc = torch.maximum(y.detach().abs(), y1.detach().abs()).mul_(opts.rtol).add_(opts.atol)
             en = torch.linalg.vector_norm(err.detach().div_(sc), dim=-1, keepdim=True)
             en = (en / math.sqrt(n)).to(f64)
-            acc, h_next, errold_new = ctrl.propose_batch(en, errold, hs.clamp_min(1e-300), k)
+            # error_order is read per step: a composite method may switch members
+            acc, h_next, errold_new = ctrl.propose_batch(
+                en, errold, hs.clamp_min(1e-300), method.error_order
+            )
             nonfinite = ~torch.isfinite(en)
         else:
             en = None
@@ -114,25 +116,28 @@ def integrate_batch(
         # save points covered by the accepted steps
         jnew = torch.searchsorted(taus, tau_new.view(-1) * (1 + 1e-14), right=True)
         jnew = torch.where(acc.view(-1), jnew, jb)
-        lo, hi, nacc, nrej = torch.stack([jb.min(), jnew.max(), acc.sum(), rej.sum()]).tolist()
+        count = jnew - jb  # save points each row's step covers (0 if rejected)
+        M, nacc, nrej = torch.stack([count.max(), acc.sum(), rej.sum()]).tolist()
         naccept += int(nacc)
         nreject += int(nrej)
-        if hi > lo:
+        if M > 0:
             have_extra = False
             if method.has_extra:
                 method.extra(f, p, tcur, hd, y, st)
                 nfev += method.S - method.s
                 have_extra = True
-            w = torch.arange(lo, hi, device=device)
-            theta = ((taus[lo:hi].view(1, -1) - tau) / hs.clamp_min(1e-300)).clamp(0.0, 1.0)
-            vals = method.dense_batch(theta, hd, y, y1, st)
-            mask = (w.view(1, -1) >= jb.view(-1, 1)) & (w.view(1, -1) < jnew.view(-1, 1))
-            out[:, lo:hi] = torch.where(mask.unsqueeze(-1), vals, out[:, lo:hi])
+            # the (row, save index) pairs this step fills, evaluated in one pass
+            slot = torch.arange(M, device=device).view(1, -1)
+            rb, sb = torch.nonzero(slot < count.view(-1, 1), as_tuple=True)
+            jj = jb[rb] + sb
+            theta = ((taus[jj] - tau[rb, 0]) / hs[rb, 0].clamp_min(1e-300)).clamp(0.0, 1.0)
+            vals = method.dense_pairs(theta, rb, hd, y, y1, st)
+            out.view(B * T, n).index_copy_(0, rb * T + jj, vals)
         jb = jnew
         y = torch.where(acc, y1, y)
         tau = tau_new
         tcur = t0 + d * tau
-        knext = method.next_k1(st, hi > lo and have_extra)
+        knext = method.next_k1(st, M > 0 and have_extra)
         if knext is not None and method.fsal:
             k1 = torch.where(acc, knext.view(B, n), k1)
         else:

@@ -129,13 +129,18 @@ class ExplicitRK:
         """``(M, n)`` values at ``theta`` inside the step of one trajectory."""
         return dense_eval(self, theta, h, y, st.K)
 
-    def dense_batch(self, theta: torch.Tensor, h: torch.Tensor, y, y1, st: _Stages):
-        """``(B, W, n)`` values at ``theta`` ``(B, W)`` (float64) inside each row's step."""
+    def dense_pairs(self, theta: torch.Tensor, rows: torch.Tensor, h: torch.Tensor, y, y1, st):
+        """``(P, n)`` values at ``theta`` ``(P,)`` (float64) inside the steps of batch rows
+        ``rows`` ``(P,)``: $y_r + \\sum_q \\theta^q c_{q,r}$ with the per-row polynomial
+        coefficients $c_q = h \\sum_s d_{sq} k_s$ made by one matrix product."""
         B, n = y.shape
-        powers = torch.arange(1, self.Q + 1, dtype=torch.float64, device=y.device)
-        bt = (theta.unsqueeze(-1).pow(powers) @ self.DT.to(torch.float64)).to(y.dtype)
-        Kb = st.K.view(self.S, B, n)
-        return y.unsqueeze(1) + h.unsqueeze(1) * torch.einsum("bws,sbn->bwn", bt, Kb)
+        C = (self.DT @ st.K).view(self.Q, B, n) * h  # (Q, B, n)
+        Cp = C[:, rows]  # (Q, P, n)
+        th = theta.to(y.dtype).unsqueeze(-1)
+        acc = Cp[self.Q - 1]
+        for q in range(self.Q - 2, -1, -1):  # Horner
+            acc = torch.addcmul(Cp[q], th, acc)
+        return torch.addcmul(y[rows], th, acc)
 
     def keep(self, st: _Stages) -> torch.Tensor:
         """What dense output over the whole solve must keep of this step."""
