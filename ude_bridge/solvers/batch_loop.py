@@ -47,7 +47,8 @@ def integrate_batch(
         saveat = torch.tensor([t0, t1], dtype=f64)
     taus = ((saveat - t0) * d).to(device)
     T = taus.shape[0]
-    out = y0.new_zeros(B, T, n)
+    out = y0.new_zeros(B, T + 1, n)  # column T: a sink for unused save slots
+    rows_b = torch.arange(B, device=device).view(1, -1)
     # save points at t0 itself
     j0 = int((taus <= 0).sum())
     if j0:
@@ -126,13 +127,15 @@ def integrate_batch(
                 method.extra(f, p, tcur, hd, y, st)
                 nfev += method.S - method.s
                 have_extra = True
-            # the (row, save index) pairs this step fills, evaluated in one pass
-            slot = torch.arange(M, device=device).view(1, -1)
-            rb, sb = torch.nonzero(slot < count.view(-1, 1), as_tuple=True)
-            jj = jb[rb] + sb
-            theta = ((taus[jj] - tau[rb, 0]) / hs[rb, 0].clamp_min(1e-300)).clamp(0.0, 1.0)
-            vals = method.dense_pairs(theta, rb, hd, y, y1, st)
-            out.view(B * T, n).index_copy_(0, rb * T + jj, vals)
+            # slots m < M of every row: save index jb + m where m < count, else the spare
+            # column T (a sink); evaluated by broadcasting, written with one index_copy_
+            slot = torch.arange(M, device=device).view(-1, 1)  # (M, 1)
+            jj = jb.view(1, -1) + slot  # (M, B)
+            jj = torch.where(slot < count.view(1, -1), jj, T)
+            theta = (taus[jj.clamp(max=T - 1)] - tau.view(1, -1)) / hs.view(1, -1).clamp_min(1e-300)
+            vals = method.dense_slots(theta.clamp(0.0, 1.0), hd, y, y1, st)  # (M, B, n)
+            flat = (rows_b * (T + 1) + jj).reshape(-1)
+            out.view(B * (T + 1), n).index_copy_(0, flat, vals.reshape(-1, n))
         jb = jnew
         y = torch.where(acc, y1, y)
         tau = tau_new
@@ -155,6 +158,7 @@ def integrate_batch(
         code = torch.where(active & (steps_b >= opts.max_steps) & (tau < span), 1, code)
         active = active & (code == 0) & (tau < span * (1 - 1e-14))
         run = bool(active.any())
+    out = out[:, :T]
     codes = [_CODES[c] for c in code.view(-1).tolist()]
     worst = max(codes, key=lambda c: _CODES.index(c))
     t_reached = (t0 + d * tau).view(-1)

@@ -129,18 +129,17 @@ class ExplicitRK:
         """``(M, n)`` values at ``theta`` inside the step of one trajectory."""
         return dense_eval(self, theta, h, y, st.K)
 
-    def dense_pairs(self, theta: torch.Tensor, rows: torch.Tensor, h: torch.Tensor, y, y1, st):
-        """``(P, n)`` values at ``theta`` ``(P,)`` (float64) inside the steps of batch rows
-        ``rows`` ``(P,)``: $y_r + \\sum_q \\theta^q c_{q,r}$ with the per-row polynomial
+    def dense_slots(self, theta: torch.Tensor, h: torch.Tensor, y, y1, st):
+        """``(M, B, n)`` dense output of a batch at float64 ``theta`` ``(M, B)`` (``M`` points
+        per row): $y_r + \\sum_q \\theta^q c_{q,r}$ by Horner, with the per-row polynomial
         coefficients $c_q = h \\sum_s d_{sq} k_s$ made by one matrix product."""
         B, n = y.shape
         C = (self.DT @ st.K).view(self.Q, B, n) * h  # (Q, B, n)
-        Cp = C[:, rows]  # (Q, P, n)
-        th = theta.to(y.dtype).unsqueeze(-1)
-        acc = Cp[self.Q - 1]
+        th = theta.to(y.dtype).unsqueeze(-1)  # (M, B, 1)
+        acc = C[self.Q - 1].expand(th.shape[0], B, n)
         for q in range(self.Q - 2, -1, -1):  # Horner
-            acc = torch.addcmul(Cp[q], th, acc)
-        return torch.addcmul(y[rows], th, acc)
+            acc = torch.addcmul(C[q], th, acc)
+        return torch.addcmul(y, th, acc)
 
     def keep(self, st: _Stages) -> torch.Tensor:
         """What dense output over the whole solve must keep of this step."""

@@ -74,9 +74,9 @@ class AbstractMethod(Protocol):
         """``(M, n)`` dense output at ``theta`` (fractions of the step) of one trajectory."""
         ...
 
-    def dense_pairs(self, theta: torch.Tensor, rows: torch.Tensor, h: torch.Tensor, y, y1, st):
-        """``(P, n)`` dense output of a batch at float64 ``theta`` ``(P,)`` inside the steps
-        of rows ``rows`` ``(P,)`` (``h`` is ``(B, 1)``)."""
+    def dense_slots(self, theta: torch.Tensor, h: torch.Tensor, y, y1, st) -> torch.Tensor:
+        """``(M, B, n)`` dense output of a batch at float64 ``theta`` ``(M, B)``: ``M``
+        fractions of each row's step (``h`` is ``(B, 1)``)."""
         ...
 
     def keep(self, st: Any) -> torch.Tensor:
