@@ -112,7 +112,7 @@ def train_torchdiffeq(tdq, func, ts, data, schedule, adjoint):
                 line_search_fn="strong_wolfe",
             )
 
-            def closure():
+            def closure(opt=opt):
                 opt.zero_grad()
                 loss = loss_fn()
                 loss.backward()

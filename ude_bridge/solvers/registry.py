@@ -11,7 +11,16 @@ from .._checks import did_you_mean
 from ..errors import UnknownMethodError
 from .tableau import ButcherTableau
 
-__all__ = ["EXPLICIT", "FIXED_STEP", "explicit_tableau", "method_names"]
+__all__ = [
+    "AUTO_SWITCH",
+    "EXPLICIT",
+    "FIXED_STEP",
+    "STIFF",
+    "explicit_tableau",
+    "is_stiff",
+    "method_names",
+    "stiff_tableau",
+]
 
 #: explicit Runge-Kutta methods: name -> (module under solvers.methods, constant)
 EXPLICIT: dict[str, tuple[str, str]] = {
@@ -29,10 +38,41 @@ EXPLICIT: dict[str, tuple[str, str]] = {
 #: methods without an embedded error estimate: they need ``dt``
 FIXED_STEP = ("Euler", "RK4")
 
+#: stiff (Rosenbrock) methods: name -> (module under solvers.methods, constant)
+STIFF: dict[str, tuple[str, str]] = {
+    "Rosenbrock23": ("rosenbrock_tableaus", "ROSENBROCK23"),
+    "Rodas4": ("rosenbrock_tableaus", "RODAS4"),
+    "Rodas5P": ("rosenbrock_tableaus", "RODAS5P"),
+}
+
+#: automatic stiffness detection and switching: name -> (non-stiff, stiff) method names
+AUTO_SWITCH: dict[str, tuple[str, str]] = {f"AutoTsit5({name})": ("Tsit5", name) for name in STIFF}
+
 
 def method_names() -> tuple[str, ...]:
     """Every method name the torch engine provides."""
-    return tuple(EXPLICIT)
+    return (*EXPLICIT, *STIFF, *AUTO_SWITCH)
+
+
+def is_stiff(name: str) -> bool:
+    """Whether ``name`` is a stiff method or a composite with a stiff member."""
+    return name in STIFF or name in AUTO_SWITCH
+
+
+def stiff_tableau(name: str, *, where: str = "solve"):
+    """The `RosenbrockTableau` of stiff method ``name``.
+
+    Raises:
+        UnknownMethodError: the name is not a stiff method of the torch engine.
+    """
+    if name not in STIFF:
+        raise UnknownMethodError(
+            f"{where}: unknown stiff method {name!r} for backend 'torch'."
+            + did_you_mean(name, tuple(STIFF), what="method").replace("Known methods", "Available")
+        )
+    module, const = STIFF[name]
+    mod = importlib.import_module(f"{__package__}.methods.{module}")
+    return getattr(mod, const)
 
 
 def explicit_tableau(name: str, *, where: str = "solve") -> ButcherTableau:

@@ -1,0 +1,319 @@
+"""Rosenbrock methods (stiff, linearly implicit): one step for any `RosenbrockTableau`.
+
+`Rosenbrock` implements the method protocol the loops use (see `ude_bridge.solvers.method`).
+Per step it builds the Jacobian $J$ (and $f_t$ when $f$ depends on $t$), factorises
+$W = I - h\\gamma J$ once with `torch.linalg.lu_factor_ex`, and reuses the factors for every
+stage with `torch.linalg.lu_solve` (see `ude_bridge.solvers.rosenbrock_tableau` for the
+stage equations). For a batch ``(B, n)`` the Jacobians ``(B, n, n)`` and the LU
+factorisations are batched, and every trajectory keeps its own ``t`` and ``h``.
+
+$J$ comes from ``problem.jac``, the complex step, autograd or differences, chosen once per
+solve (see `ude_bridge.solvers.jacobians`). It is reused after a rejected step (only $h$
+changed), and for a non-FSAL method the next step's Jacobian is built as soon as a step is
+accepted: its evaluation of ``f`` also gives the next first stage $f(t + h, y_1)$, one
+evaluation saved per step. Under ``sensealg="backprop"`` every quantity keeps its graph, so
+gradients through the solve are exact for the discrete scheme.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .jacobians import JacobianState, jacobian, jacobian_batch, time_derivative
+from .rosenbrock_tableau import RosenbrockTableau
+
+__all__ = ["Rosenbrock", "check_precision"]
+
+Field = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+F64 = torch.float64
+
+
+def check_precision(dtype: torch.dtype, rtol: float, method: str, stacklevel: int = 4) -> None:
+    """Warn when a stiff method runs in float32 at a tolerance float32 cannot honour.
+
+    The linear systems of a stiff problem are ill-conditioned ($\\|hJ\\| \\gg 1$), so float32
+    loses several digits in every solve; below ``rtol = 1e-5`` the step-size control then
+    fights round-off.
+    """
+    if dtype in (torch.float32, torch.float16, torch.bfloat16) and rtol < 1e-5:
+        warnings.warn(
+            f"solve: stiff method {method!r} in {str(dtype).replace('torch.', '')} with "
+            f"rtol={rtol:g}: stiff problems at tight tolerance need float64 (the linear "
+            "solves lose digits); pass u0 as float64, or use rtol >= 1e-5.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
+#: a time derivative not computed yet (it needs the step size)
+_PENDING = object()
+
+
+# ---------------------------------------------------------------------------------------
+# The method
+# ---------------------------------------------------------------------------------------
+
+
+class Rosenbrock:
+    """A Rosenbrock method ready for one dtype/device (see the module docstring).
+
+    Attributes:
+        tableau: the method's data. jac: the user's Jacobian, or None (autograd); set per
+            solve with `bind`, since method objects are cached and shared.
+    """
+
+    stiff = True
+    adaptive = True
+    has_extra = False
+
+    def __init__(self, tableau: RosenbrockTableau, dtype: torch.dtype, device: torch.device):
+        tt = tableau.tensors(dtype, device)
+        s = tableau.stages
+        self.tableau = tableau
+        self.name = tableau.name
+        self.s = self.S = s
+        self.fsal = tableau.fsal
+        self.order = tableau.order
+        self.error_order = min(tableau.order, tableau.embedded_order) + 1
+        self.gamma = tt.gamma
+        self.c, self.gd = tt.c, tt.gd
+        # 1-D rows for torch.addmv (one trajectory), (1, i) rows for torch.mm (a batch)
+        self.avec = [tt.A[i, :i].contiguous() for i in range(s)]
+        self.gcvec = [tt.GC[i, :i].contiguous() for i in range(s)]
+        self.arow = [tt.A[i : i + 1, :i].contiguous() for i in range(s)]
+        self.gcrow = [tt.GC[i : i + 1, :i].contiguous() for i in range(s)]
+        self.m, self.e = tt.m, tt.e
+        self.mrow, self.erow = tt.m.view(1, -1), tt.e.view(1, -1)
+        self.DT = tt.D.t().contiguous()  # (Q, s)
+        self.Q = self.DT.shape[0]
+        self.jac: Callable | None = None
+
+    def bind(self, jac: Callable | None) -> Rosenbrock:
+        """A shallow copy using ``jac(t, u, p)`` for the Jacobian (None: autograd)."""
+        if jac is None:
+            return self
+        new = copy.copy(self)
+        new.jac = jac
+        return new
+
+    # ---- the method protocol (see solvers/method.py) --------------------------------
+    def stages(self, k1: torch.Tensor, fresh: bool, st: Any = None) -> _RStages:
+        """Stage storage for the next step, holding ``k1``.
+
+        A reused ``(s, N)`` buffer with precomputed views, or, when ``fresh`` (autograd
+        records the steps), a list of separate stage tensors stacked where combined: in-place
+        writes into a buffer would tie every stage to one CopySlices node.
+        """
+        if fresh or st is None:
+            new = _RStages(k1, self.s, graph=fresh)
+            if st is not None:  # statistics and the Jacobian state live for the whole solve
+                new.counts, new.jc = st.counts, st.jc
+            st = new
+        st.k1 = k1
+        return st
+
+    def _jacobian(self, f: Field, p: Any, t: float, h: float, y: torch.Tensor, st: _RStages):
+        """``(J, f_t)`` at ``(t, y)``, reused when built there already (see `step`)."""
+        jc = st.jc
+        # J is reused when it was built at this (t, y): by `next_k1`, or before a rejected
+        # step (then only h changed). The loop passes back the very tensor y1 it got.
+        if jc.y is not y:
+            J, _, nf = jacobian(f, p, t, y, st.k1, jc, self.jac)
+            jc.t, jc.y, jc.J, jc.ft = t, y, J, _PENDING
+            _count(st, "njac", 1)
+            _count(st, "nfev", nf)
+        if jc.ft is _PENDING:
+            jc.ft = time_derivative(f, p, t, h, y, st.k1, jc)
+            _count(st, "nfev", jc.ft is not None)
+        return jc.J, jc.ft
+
+    def step(self, f: Field, p: Any, t: float, h: float, y: torch.Tensor, st: _RStages):
+        """One step of one trajectory ``(n,)``: ``(y1, error estimate)``."""
+        J, ft = self._jacobian(f, p, t, h, y, st)
+        hg = h * self.gamma
+        solve = _Solver(torch.add(st.jc.eye, J, alpha=-hg), st.jc.eye)
+        c, gd = self.c, self.gd
+        graph = st.graph
+        fi = st.k1
+        yi = y
+        for i in range(self.s):
+            if i:
+                KTi = torch.stack(st.us, -1) if graph else st.KT[i]  # (n, i)
+                yi = torch.addmv(y, KTi, self.avec[i])
+                fi = f(torch.scalar_tensor(t + c[i] * h, dtype=F64), yi, p)
+                rhs = torch.addmv(fi, KTi, self.gcvec[i], beta=hg)
+            else:
+                rhs = fi * hg
+            if ft is not None and gd[i] != 0.0:
+                rhs = rhs.add(ft, alpha=gd[i] * h * h)
+            if graph:
+                st.us.append(solve(rhs))
+            else:
+                solve(rhs, st.rows[i])
+        _count(st, "nlinsolve", self.s)
+        st.f_last = fi
+        KT = torch.stack(st.us, -1) if graph else st.KT[self.s]
+        y1 = yi if self.fsal else torch.addmv(y, KT, self.m)
+        st.pending = (
+            f,
+            p,
+            t + h,
+            y1,
+            torch.is_grad_enabled() and (y1.requires_grad or fi.requires_grad),
+        )
+        return y1, torch.mv(KT, self.e)
+
+    def step_batch(self, f: Field, p: Any, t: torch.Tensor, h: torch.Tensor, y, st: _RStages):
+        """One step of a batch ``(B, n)``; ``t`` float64 ``(B, 1)``, ``h`` ``(B, 1)``."""
+        B, n = y.shape
+        jc = st.jc
+        J, nf = jacobian_batch(f, p, t, y, st.k1, jc, self.jac)
+        jc.J, jc.y = J, None
+        ft = time_derivative(f, p, t, h, y, st.k1, jc)
+        _count(st, "njac", 1)
+        _count(st, "nfev", nf + (ft is not None))
+        hg = h * self.gamma  # (B, 1); h = 0 (a finished row) gives W = I and u = 0
+        solve = _Solver(torch.addcmul(jc.eye, hg.unsqueeze(-1), J, value=-1.0), jc.eye)
+        graph = st.graph
+        yf = y.reshape(1, -1)
+        ht = h.to(F64)
+        h2 = h * h if ft is not None else None
+        fi = st.k1
+        yi = y
+        for i in range(self.s):
+            if i:
+                Ki = torch.stack(st.us) if graph else st.K[:i]  # (i, B*n)
+                yi = torch.addmm(yf, self.arow[i], Ki).view(B, n)
+                fi = f(t + self.c[i] * ht, yi, p)
+                rhs = torch.addcmul(torch.mm(self.gcrow[i], Ki).view(B, n), hg, fi)
+            else:
+                rhs = fi * hg
+            if ft is not None and self.gd[i] != 0.0:
+                rhs = torch.addcmul(rhs, h2, ft, value=self.gd[i])
+            if graph:
+                st.us.append(solve.batch(rhs).reshape(-1))
+            else:
+                st.K[i] = solve.batch(rhs).reshape(-1)
+        _count(st, "nlinsolve", self.s)
+        st.f_last = fi
+        st.pending = None
+        K = st.K
+        y1 = yi if self.fsal else torch.addmm(yf, self.mrow, K).view(B, n)
+        return y1, torch.mm(self.erow, K).view(B, n)
+
+    def next_k1(self, st: _RStages, have_extra: bool) -> torch.Tensor | None:
+        """The next first stage $f(t + h, y_1)$: the last stage when FSAL; otherwise, for
+        one trajectory whose Jacobian mode evaluates ``f`` on copies of $y_1$ (complex step,
+        autograd), the next step's Jacobian is built now and gives $f(t + h, y_1)$ for free."""
+        if self.fsal:
+            return st.f_last
+        jc = st.jc
+        if st.pending is None or jc.mode not in ("complex", "copies") or self.jac is not None:
+            return None
+        f, p, t1, y1, graph = st.pending
+        st.pending = None
+        J, fy, nf = jacobian(f, p, t1, y1, None, jc, None, graph)
+        _count(st, "njac", 1)
+        _count(st, "nfev", nf)
+        jc.t, jc.y, jc.J, jc.ft = t1, y1, J, _PENDING
+        return fy
+
+    def extra(self, f: Field, p: Any, t: Any, h: Any, y: torch.Tensor, st: _RStages) -> None:
+        """No interpolation-only stages: the dense output uses the step's own stages."""
+
+    def dense(self, theta: list[float], h: float, y, y1, st: Any) -> torch.Tensor:
+        """``(M, n)``: $y + \\sum_i b_i(\\theta) u_i$ inside one step of one trajectory."""
+        K = st.K
+        pw = torch.tensor(
+            [[th**q for q in range(1, self.Q + 1)] for th in theta], dtype=K.dtype, device=K.device
+        )
+        return torch.addmm(y.reshape(1, -1).expand(len(theta), -1), pw @ self.DT, K)
+
+    def dense_slots(self, theta: torch.Tensor, h: torch.Tensor, y, y1, st) -> torch.Tensor:
+        """``(M, B, n)`` dense output of a batch at float64 ``theta`` ``(M, B)``:
+        $y_r + \\sum_q \\theta^q c_{q,r}$ by Horner, $c_q = \\sum_i D_{iq} u_i$ (one product)."""
+        B, n = y.shape
+        C = (self.DT @ st.K).view(self.Q, B, n)
+        th = theta.to(y.dtype).unsqueeze(-1)  # (M, B, 1)
+        acc = C[self.Q - 1].expand(th.shape[0], B, n)
+        for q in range(self.Q - 2, -1, -1):  # Horner
+            acc = torch.addcmul(C[q], th, acc)
+        return torch.addcmul(y, th, acc)
+
+    def keep(self, st: _RStages) -> torch.Tensor:
+        """The stages, all the dense output needs of an accepted step."""
+        return st.K
+
+
+#: up to this size W is inverted once per step and each stage costs one matrix-vector
+#: product; above it, each stage is an `lu_solve` with the step's LU factors. For small
+#: systems the per-call overhead of `lu_solve` (~25 us) dominates, and the explicit inverse
+#: (formed from the same LU factorisation) has the same forward error bound,
+#: $O(\kappa(W)\,\varepsilon)$ (Higham, *Accuracy and Stability*, Sec. 14.1).
+INVERSE_MAX_N = 32
+
+
+class _Solver:
+    """Solves with one matrix ``W`` (``(n, n)``, or ``(B, n, n)`` for a batch), factorised once."""
+
+    __slots__ = ("Wi", "LU", "piv")
+
+    def __init__(self, W: torch.Tensor, eye: torch.Tensor) -> None:
+        self.LU, self.piv, _ = torch.linalg.lu_factor_ex(W)
+        self.Wi = None
+        if W.shape[-1] <= INVERSE_MAX_N:
+            self.Wi = torch.linalg.lu_solve(self.LU, self.piv, eye.expand_as(W))
+
+    def __call__(self, rhs: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """$W^{-1}$ ``rhs`` for ``rhs`` ``(n,)``, written into ``out`` when given."""
+        if self.Wi is not None:
+            return torch.mv(self.Wi, rhs) if out is None else torch.mv(self.Wi, rhs, out=out)
+        x = torch.linalg.lu_solve(self.LU, self.piv, rhs.unsqueeze(-1)).squeeze(-1)
+        return x if out is None else out.copy_(x)
+
+    def batch(self, rhs: torch.Tensor) -> torch.Tensor:
+        """$W_b^{-1}$ ``rhs[b]`` for ``rhs`` ``(B, n)``: ``(B, n, 1)``."""
+        if self.Wi is not None:
+            return torch.bmm(self.Wi, rhs.unsqueeze(-1))
+        return torch.linalg.lu_solve(self.LU, self.piv, rhs.unsqueeze(-1))
+
+
+def _count(st: _RStages, key: str, v: int) -> None:
+    st.counts[key] = st.counts.get(key, 0) + v
+
+
+class _RStages:
+    """The stages of one step and the solve's state (statistics, Jacobian cache).
+
+    Buffer mode: ``K`` ``(s, N)`` reused across steps, with views ``rows[i]`` and
+    ``KT[i] = K[:i].T``. Graph mode (autograd records the steps): the list ``us``.
+    """
+
+    __slots__ = ("graph", "_K", "rows", "KT", "us", "k1", "counts", "jc", "f_last", "pending")
+
+    def __init__(self, k1: torch.Tensor, s: int, graph: bool) -> None:
+        self.graph = graph
+        self.us: list[torch.Tensor] = []
+        if graph:
+            self._K = None
+            self.rows = self.KT = []
+        else:
+            K = torch.empty(s, k1.numel(), dtype=k1.dtype, device=k1.device)
+            self._K = K
+            self.rows = [K[i] for i in range(s)]
+            self.KT = [K[:i].t() for i in range(s + 1)]
+        self.k1: Any = k1
+        self.f_last: Any = None
+        self.pending: Any = None  # (f, p, t + h, y1, graph) of the last single step
+        self.counts: dict[str, int] = {}
+        self.jc = JacobianState()
+
+    @property
+    def K(self) -> torch.Tensor:
+        """All stages, ``(s, N)``."""
+        return torch.stack(self.us) if self.graph else self._K
