@@ -4,6 +4,9 @@ Public names only; importing this package has no side effects (it never starts J
 """
 
 from .data import Trajectories as Trajectories
+from .discover import Discovery as Discovery
+from .discover import discover as discover
+from .discover import library as library
 from .errors import (
     BackendUnavailableError as BackendUnavailableError,
 )
