@@ -108,7 +108,13 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"fit: loss {result.loss:.3g} after {len(result.history)} iterations")
     result.plot(out / "fit.png")
 
-    found = discover(result, method="sindy", library=library.polynomial(["x", "y"], degree=2))
+    # quick: keep SINDy's choice on the samples ("auto" also simulates the candidates)
+    found = discover(
+        result,
+        method="sindy",
+        library=library.polynomial(["x", "y"], degree=2),
+        select="samples" if args.quick else "auto",
+    )
     refit = found.refit(data, optimizers=[("lbfgs", 3 if args.quick else 40)])
     true_terms = {"U1": "-0.9*x*y", "U2": "0.8*x*y"}
     for name, expr in found.expressions.items():

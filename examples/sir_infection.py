@@ -82,7 +82,12 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"fit: loss {result.loss:.3g} after {len(result.history)} iterations")
     result.plot(out / "fit.png")
 
-    found = discover(result, library=library.polynomial(["S", "I"], degree=2))
+    # quick: keep SINDy's choice on the samples ("auto" also simulates the candidates)
+    found = discover(
+        result,
+        library=library.polynomial(["S", "I"], degree=2),
+        select="samples" if args.quick else "auto",
+    )
     refit = found.refit(data, optimizers=[("lbfgs", 2 if args.quick else 30)])
     print(
         f"  U1 = {found.expressions['U1']}   (refit: {found.refit_expressions['U1']}; "

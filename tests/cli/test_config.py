@@ -79,3 +79,11 @@ def test_latest_run_finds_the_newest_run_of_a_model_file(tmp_path):
     assert latest_run(model, root=runs) == runs / "b"
     assert latest_run(tmp_path / "none.toml", root=runs) is None
     assert json.loads((runs / "b" / "run.json").read_text())["model_file"] == str(model.resolve())
+
+
+def test_the_discover_table_knows_every_option_of_discover():
+    from ude_bridge.cli.config import SCHEMA
+    from ude_bridge.discover.discover import PYSR_OPTIONS, SINDY_OPTIONS
+
+    missing = (set(SINDY_OPTIONS) | set(PYSR_OPTIONS)) - set(SCHEMA["discover"])
+    assert not missing, f"[discover] does not accept {sorted(missing)}; add them to SCHEMA"

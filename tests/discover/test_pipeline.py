@@ -9,6 +9,8 @@ must find it on every draw.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import sympy
@@ -45,13 +47,18 @@ def _fit_lv(noise: float, seed: int):
     return ub.fit(model, data, optimizers=[("lbfgs", 100)], progress=False, seed=seed)
 
 
+# CI runs one noise draw per level (time budget); UDE_BRIDGE_ALL_DRAWS=1 runs the five draws
+# of the product bar ("every draw", against PySINDy's 3 of 5 / 1 of 5)
+DRAWS = range(5) if os.environ.get("UDE_BRIDGE_ALL_DRAWS") else range(1)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "noise, rtol",
     # the bars: 5 % after refit at 0.5 % noise, 15 % at 5 % noise
     [(0.005, 0.05), (0.05, 0.15)],
 )
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", DRAWS)
 def test_fit_then_discover_finds_only_the_interactions_of_lotka_volterra(noise, rtol, seed):
     result = _fit_lv(noise, seed)
     found = discover(result, library=library.polynomial(["x", "y"], degree=3))

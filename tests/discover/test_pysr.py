@@ -90,3 +90,35 @@ def test_pysr_finds_the_interaction_term_of_a_network():
     assert found.table["U1"].error < 1e-3
     assert str(found.expressions["U1"].free_symbols) in ("{x, y}", "{y, x}")
     assert found.model is not None and np.isfinite(x * y).all()
+
+
+def test_a_pysr_result_is_used_like_a_sindy_one(monkeypatch):
+    """The search itself is stubbed: what PySR hands back flows into the same Discovery."""
+    import sympy
+
+    import ude_bridge.backends.julia_backend as jb
+    from ude_bridge.discover import pysr as pysr_module
+
+    x, y = sympy.symbols("x y")
+    seen = {}
+
+    def fake_fit(inputs, targets, variables, kwargs):
+        seen.setdefault("variables", []).append([str(v) for v in variables])
+        seen["kwargs"] = kwargs
+        coef = -0.9 if len(seen["variables"]) == 1 else 0.8
+        best = sympy.Float(coef) * x * y
+        front = ((1, float(np.mean(targets**2)), sympy.Float(0.1) * x), (5, 1e-12, best))
+        return pysr_module.PySRResult(best, front)
+
+    monkeypatch.setattr(jb, "require_pysr", lambda where: None)
+    monkeypatch.setattr(pysr_module, "pysr_fit", fake_fit)
+    found = discover(hand_result(), method="pysr", maxsize=12, points=40)
+    assert seen["variables"] == [["x", "y"], ["x", "y"]]  # the networks' inputs
+    assert seen["kwargs"]["maxsize"] == 12
+    assert found.table["U1"].terms == (x * y,) and found.table["U1"].coefficients == (-0.9,)
+    assert found.table["U1"].complexity == 5 and found.table["U1"].error < 1e-12
+    assert [p.selected for p in found.pareto["U1"]] == [False, True]
+    assert len(found.model.networks) == 0
+    model, exprs = found.parameterized()
+    assert exprs["U2"] == sympy.Symbol("c_U2_0") * x * y
+    assert "U_{2} &= 0.8 x y" in found.to_latex()

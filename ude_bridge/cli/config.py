@@ -70,7 +70,15 @@ class ConfigError(InputError):
 # Each key: (checker, default). A default of ``REQUIRED`` must be given; ``None`` is "absent".
 REQUIRED = object()
 
-_SINDY_KEYS = ("optimizers", "criterion", "tolerance", "n_folds", "ensemble", "n_thresholds")
+_SINDY_KEYS = (
+    "optimizers",
+    "criterion",
+    "tolerance",
+    "n_folds",
+    "ensemble",
+    "n_thresholds",
+    "select",
+)
 _PYSR_KEYS = (
     "binary_operators",
     "unary_operators",
@@ -82,6 +90,7 @@ _PYSR_KEYS = (
     "timeout",
     "parsimony",
     "model_selection",
+    "extra",
 )
 
 
@@ -232,6 +241,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], bool], Any, str]]] = {
         "n_folds": (_pos_int, None, "an integer > 1"),
         "ensemble": (_nonneg_int, None, "an integer >= 0"),
         "n_thresholds": (_pos_int, None, "an integer > 0"),
+        "select": (
+            lambda v: v in ("auto", "trajectory", "samples"),
+            None,
+            "'auto', 'trajectory' or 'samples'",
+        ),
         **{k: (_any, None, "a value PySR accepts") for k in _PYSR_KEYS},
     },
     "report": {

@@ -62,12 +62,18 @@ class DemoSystem:
 _QUICK_FIT = {
     "pretrain": 60,
     "learn_u0": True,
-    "optimizers": [["adam", 0.001, 2], ["lbfgs", 8]],
+    "optimizers": [["lbfgs", 10]],
     "rtol": 1e-4,
     "atol": 1e-4,
     "checkpoint_every": 5,
 }
-_QUICK_DISCOVER = {"refit": 4, "points": 80, "n_folds": 3, "n_thresholds": 20}
+_QUICK_DISCOVER = {
+    "refit": 4,
+    "points": 80,
+    "n_folds": 3,
+    "n_thresholds": 15,
+    "select": "samples",  # no simulation of the candidates: seconds saved
+}
 
 SYSTEMS: dict[str, DemoSystem] = {
     "lv": DemoSystem(
@@ -95,7 +101,7 @@ SYSTEMS: dict[str, DemoSystem] = {
         fit={
             "pretrain": 100,
             "learn_u0": True,
-            "optimizers": [["adam", 0.001, 30], ["lbfgs", 80]],
+            "optimizers": [["lbfgs", 80]],
             "rtol": 1e-5,
             "atol": 1e-5,
         },

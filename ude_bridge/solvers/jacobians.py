@@ -147,7 +147,7 @@ def _ad_rows(f: Field, p: Any, tt, y: torch.Tensor, eye, graph: bool):
 def _complex_copies(f: Field, p: Any, tt, y: torch.Tensor, state: JacobianState, f0):
     """$J$ ``(n, n)`` and the rows ``f(u)`` (real parts) from one complex evaluation."""
     n = y.shape[-1]
-    out = f(tt, y.to(state.ieps.dtype) + state.ieps, p)
+    out = f(tt, state.ieps + y, p)  # (n, n) complex: row j is u + i eps e_j
     if not isinstance(out, torch.Tensor) or not out.is_complex():
         raise _Unsupported
     _check_rows(out, f0, n)
