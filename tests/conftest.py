@@ -8,6 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+# one thread: a UDE's tensors are tiny, and on a busy 2-core machine torch's default thread
+# pool made small forward/backward passes ~10x slower (measured by the CLI work)
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seed_and_threads():

@@ -198,6 +198,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------------------ helpers
+def _use_threads(args: argparse.Namespace) -> None:
+    """Set torch's CPU threads (``--threads``, else ``$UDE_BRIDGE_THREADS``, else 1).
+
+    Called by each command once its input is read, so that reading a bad model file never
+    needs torch.
+    """
+    threads = getattr(args, "threads", None)
+    if threads is None:
+        text = os.environ.get("UDE_BRIDGE_THREADS", "") or "1"
+        try:
+            threads = int(text)
+        except ValueError:
+            from .config import ConfigError
+
+            raise ConfigError(f"UDE_BRIDGE_THREADS must be an integer; got {text!r}.") from None
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -264,6 +284,7 @@ def cmd_demo(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     start = time.perf_counter()
     system = resolve_system(args.system)
+    _use_threads(args)
     if args.noise is not None and not (0 <= args.noise < 1):
         raise ConfigError(f"demo: --noise must be a fraction in [0, 1); got {args.noise}.")
     out = args.out or str(Path("runs") / f"demo-{system.key}-{timestamp()}")
@@ -340,6 +361,7 @@ def cmd_fit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.resume and args.force:
         raise ConfigError("fit: --resume and --force contradict each other; give one.")
     cfg = load_config(args.model)
+    _use_threads(args)
     if args.data is not None and not Path(args.data).exists():
         raise ConfigError(f"{args.data}: no such data file (--data).")
     out = args.out
@@ -393,6 +415,7 @@ def cmd_discover(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     run = open_run(args.run, need="fit.pt")
     cfg = load_config(run / "config.toml")
+    _use_threads(args)
     if args.method is not None:
         cfg["discover"]["method"] = args.method
     if args.refit is not None:
@@ -460,6 +483,7 @@ def cmd_solve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     path = Path(args.model)
     if not path.exists():
         raise ConfigError(f"{path}: no such model file or run folder.")
+    _use_threads(args)
     model, u0, what, cfg = _solve_source(path)
     states = [str(s) for s in model.system().states]
     if args.u0 is not None:
@@ -521,6 +545,8 @@ def cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .. import __version__
     from ..backends.julia_backend import format_info, info
 
+    _use_threads(args)
+
     print(f"ude_bridge {__version__} (Python {platform.python_version()}, {sys.executable})")
     print(format_info(info(start_julia=args.julia)))
     try:
@@ -561,12 +587,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = bool(getattr(args, "debug", False))
-    threads = getattr(args, "threads", None)
-    import torch
-
-    if threads is None:
-        threads = int(os.environ.get("UDE_BRIDGE_THREADS", "1") or 1)
-    torch.set_num_threads(max(1, threads))
     from ..errors import InputError, SolveError, UdeBridgeError
 
     try:

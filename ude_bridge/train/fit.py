@@ -391,9 +391,11 @@ def fit(
     stopped = False
     loss_value = history[-1]["loss"] if history else math.nan
     optimizer = None
+    resume_stage, next_it = start_stage, start_it  # where a Ctrl-C checkpoint resumes
     try:
         for si in range(start_stage, len(stages)):
             name, lr, iters = stages[si]
+            resume_stage = si
             optimizer = _make_optimizer(name, lr, params)
             if si == start_stage and opt_state is not None:
                 optimizer.load_state_dict(opt_state)
@@ -474,6 +476,7 @@ def fit(
                 if math.isfinite(lv):
                     loss_value = lv
                 global_it += 1
+                next_it = it + 1
                 bar.update(1)
                 bar.set_postfix(
                     loss=f"{lv:.3e}", **({"val": f"{val:.3e}"} if val is not None else {})
@@ -489,11 +492,13 @@ def fit(
             if stopped:
                 break
             start_it = 0
+            resume_stage, next_it = si + 1, 0
             opt_state = None
             save_checkpoint(si + 1, 0, None)
     except KeyboardInterrupt:
         bar.close()
-        save_checkpoint(si, it, optimizer)
+        # the last recorded iteration is done: resume after it, never repeat it
+        save_checkpoint(resume_stage, next_it, optimizer if next_it else None)
         raise
     bar.close()
     if V is not None and best[1] is not None:
