@@ -79,9 +79,18 @@ end
     algorithm(name) -> an OrdinaryDiffEq algorithm
 
 `name` is spelled as in DifferentialEquations.jl (ude_bridge uses the same names), e.g.
-`"Tsit5"`, `"Rodas5P"`; the algorithm is built with its default options.
+`"Tsit5"`, `"Rodas5P"`, or a composite `"AutoTsit5(Rosenbrock23)"` (built as
+`AutoTsit5(Rosenbrock23())`); the algorithm is built with its default options.
 """
 function algorithm(name::AbstractString)
+    composite = match(r"^(\w+)\((\w+)\)$", name)
+    if composite !== nothing
+        outer = Symbol(composite.captures[1])
+        if !isdefined(OrdinaryDiffEq, outer)
+            throw(ArgumentError("UDEBridge.algorithm: OrdinaryDiffEq has no '$(outer)'."))
+        end
+        return getproperty(OrdinaryDiffEq, outer)(algorithm(composite.captures[2]))
+    end
     sym = Symbol(name)
     if !isdefined(OrdinaryDiffEq, sym)
         throw(ArgumentError(

@@ -84,8 +84,10 @@ STIFF_METHODS = (
     "QNDF",
     "FBDF",
 )
+#: Stiffness-switching composites, built in Julia as ``AutoTsit5(Rosenbrock23())``.
+COMPOSITE_METHODS = ("AutoTsit5(Rosenbrock23)", "AutoTsit5(Rodas4)", "AutoTsit5(Rodas5P)")
 #: Every method name `JuliaBackend` accepts (mapped 1:1 to OrdinaryDiffEq's).
-JULIA_METHODS: tuple[str, ...] = EXPLICIT_METHODS + STIFF_METHODS
+JULIA_METHODS: tuple[str, ...] = EXPLICIT_METHODS + STIFF_METHODS + COMPOSITE_METHODS
 #: Methods OrdinaryDiffEq runs with fixed steps only: they need ``dt``.
 FIXED_STEP_METHODS = ("Euler",)
 
