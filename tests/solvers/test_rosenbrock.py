@@ -17,15 +17,9 @@ from ude_bridge.solvers.methods.rosenbrock_tableaus import STIFF_TABLEAUS
 STIFF = tuple(STIFF_TABLEAUS)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: intra-op threads only add barrier waits (ms each on a busy machine)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
+#: the methods, with the slowest cases (order 2 at tight tolerance, graphs) marked slow
+SLOW_R23 = [pytest.param(m, marks=pytest.mark.slow) if m == "Rosenbrock23" else m for m in STIFF]
+SLOW_R23_R4 = [pytest.param(m, marks=pytest.mark.slow) if m != "Rodas5P" else m for m in STIFF]
 ORDER = {name: tab.order for name, tab in STIFF_TABLEAUS.items()}
 DENSE_ORDER = {name: tab.dense_order for name, tab in STIFF_TABLEAUS.items()}
 
@@ -152,11 +146,13 @@ def test_a_stiff_non_autonomous_problem_reaches_the_tolerance(method):
     def f(t, u, p):
         return -lam * (u - torch.cos(t)) - torch.sin(t)
 
+    tol = 1e-6 if method == "Rosenbrock23" else 1e-8  # order 2: tight tolerances are slow
     sol = ub.solve(
-        ub.ODEProblem(f, [2.0], (0.0, T)), method, saveat=[0.5, T], rtol=1e-8, atol=1e-10
+        ub.ODEProblem(f, [2.0], (0.0, T)), method, saveat=[0.5, T], rtol=tol, atol=tol * 1e-2
     )
     exact_u = [math.cos(t) + math.exp(-lam * t) for t in (0.5, T)]
-    assert (sol.u[:, 0] - torch.tensor(exact_u, dtype=torch.float64)).abs().max() < 1e-7
+    # global error within 10x the tolerance
+    assert (sol.u[:, 0] - torch.tensor(exact_u, dtype=torch.float64)).abs().max() < 10 * tol
 
 
 @pytest.mark.parametrize("method", STIFF)
@@ -290,7 +286,7 @@ def test_a_jacobian_of_the_wrong_shape_is_reported():
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", STIFF)
+@pytest.mark.parametrize("method", SLOW_R23)
 def test_a_batch_with_per_trajectory_rates_equals_separate_solves(method):
     rates = torch.tensor([[0.04, 3e7, 1e4], [0.1, 1e7, 3e3], [0.02, 5e7, 2e4]], dtype=torch.float64)
     u0 = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.0, 0.1], [1.0, 0.0, 0.0]], dtype=torch.float64)
@@ -343,7 +339,7 @@ def test_a_non_autonomous_batch_gets_the_time_derivative_per_trajectory():
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", STIFF)
+@pytest.mark.parametrize("method", SLOW_R23_R4)
 def test_gradcheck_through_a_stiff_adaptive_solve(method):
     def fn(u0, k):
         def f(t, u, p):

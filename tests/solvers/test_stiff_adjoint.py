@@ -12,15 +12,6 @@ from ude_bridge.errors import SolveError
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: intra-op threads only add barrier waits (ms each on a busy machine)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def mildly_stiff(t, u, p):
     # eigenvalues ~ -k0 and -30 at the start: stiff enough for Tsit5 to be stability-bound
     x, y = u[..., 0:1], u[..., 1:2]
@@ -65,6 +56,7 @@ def grads_free(k0):
     return float((sol.u * W).sum())
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     raises=SolveError,
     strict=True,

@@ -16,15 +16,6 @@ F64 = torch.float64
 scipy_integrate = pytest.importorskip("scipy.integrate")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: intra-op threads only add barrier waits (ms each on a busy machine)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def rober(t, u, p):
     y1, y2, y3 = u[..., 0:1], u[..., 1:2], u[..., 2:3]
     r1, r2, r3 = 0.04 * y1, 3e7 * y2 * y2, 1e4 * y2 * y3

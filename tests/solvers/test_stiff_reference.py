@@ -19,15 +19,6 @@ import ude_bridge as ub
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: intra-op threads only add barrier waits (ms each on a busy machine)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def rober(t, u, p):
     """ROBER: Robertson's autocatalytic reaction (H. H. Robertson, 1966), t in [0, 1e11]."""
     k1, k2, k3 = (0.04, 3e7, 1e4) if p is None else (p[0], p[1], p[2])

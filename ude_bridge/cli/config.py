@@ -78,6 +78,7 @@ _SINDY_KEYS = (
     "ensemble",
     "n_thresholds",
     "select",
+    "trajectory_tolerance",
 )
 _PYSR_KEYS = (
     "binary_operators",
@@ -246,6 +247,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], bool], Any, str]]] = {
             None,
             "'auto', 'trajectory' or 'samples'",
         ),
+        "trajectory_tolerance": (_nonneg, None, "a number >= 0"),
         **{k: (_any, None, "a value PySR accepts") for k in _PYSR_KEYS},
     },
     "report": {

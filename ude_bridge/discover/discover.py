@@ -39,11 +39,15 @@ SINDY_OPTIONS: dict[str, Any] = {
     "ensemble": 0,
     "n_thresholds": 15,
     "select": "auto",
+    "trajectory_tolerance": 0.5,
 }
-#: Most combinations of Pareto candidates simulated when selecting by trajectory.
-MAX_SIMULATED = 36
-#: Gauss-Newton iterations on the initial states of each simulated candidate.
-REFINE_U0 = 2
+#: Most combinations of candidates simulated when selecting by trajectory, and how many of
+#: the best of them are simulated again with refined initial states.
+MAX_SIMULATED = 64
+MAX_REFINED = 10
+#: Gauss-Newton iterations on the coefficients, learnable parameters and initial states of
+#: each candidate simulated a second time.
+REFINE_U0 = 3
 #: ``method="pysr"`` keywords (see `ude_bridge.discover.pysr.pysr_arguments`).
 PYSR_OPTIONS = (
     "binary_operators",
@@ -447,10 +451,12 @@ def discover(
             ``"miosr"`` where installed), ``criterion`` (``"bic"``, ``"aic"``, ``"cv"``),
             ``tolerance`` (0.02: the sparsest model within this normalised held-out error of
             the best-scoring one wins), ``n_folds``, ``ensemble`` (bagged models, 0: none),
-            ``n_thresholds``, and ``select``: ``"trajectory"`` simulates each Pareto
-            candidate in place of its network against the data and keeps the sparsest within
-            2 of the best $n \\log L + k \\log n$; ``"samples"`` keeps the choice made on the
-            samples; ``"auto"`` (default) simulates whenever there are a model and data.
+            ``n_thresholds``, and ``select``: ``"trajectory"`` simulates the Pareto
+            candidates in place of the networks against the data and keeps the sparsest
+            within 2 of the best $n \\log L + k \\log n$ or with a misfit $L$ within
+            ``trajectory_tolerance`` (0.5) of the lowest; ``"samples"`` keeps the choice made
+            on the samples; ``"auto"`` (default) simulates whenever there are a trained model
+            and data.
             For PySR: ``binary_operators``, ``unary_operators``,
             ``maxsize``, ``maxdepth``, ``populations``, ``population_size``,
             ``niterations``, ``timeout`` (seconds), ``parsimony``, ``model_selection``,
@@ -490,6 +496,7 @@ def discover(
         sindy_kwargs["optimizers"] = tuple(sindy_kwargs["optimizers"])
 
     select = sindy_kwargs.pop("select", "auto")
+    trajectory_tolerance = float(sindy_kwargs.pop("trajectory_tolerance", 0.5))
     if select not in ("auto", "trajectory", "samples"):
         raise InputError(
             f"{where}: select must be 'auto', 'trajectory' or 'samples'; got {select!r}."
@@ -528,6 +535,7 @@ def discover(
                 groups=samples.groups,
                 n_effective=samples.n_effective,
                 seed=seed,
+                names=libs[out].names,
                 **sindy_kwargs,
             )
             for out in names
@@ -535,7 +543,7 @@ def discover(
         chosen = {out: fit.selected for out, fit in fits.items()}
         losses: dict[str, dict[tuple[int, ...], float]] = {out: {} for out in names}
         if simulate:
-            chosen, losses = _choose_by_trajectory(src, fits, libs)
+            chosen, losses = _choose_by_trajectory(src, fits, libs, trajectory_tolerance)
         for out in names:
             table[out], pareto[out] = _sindy_rows(
                 out, libs[out], fits[out], chosen[out], losses[out]
@@ -562,7 +570,15 @@ def discover(
         source_model=src.model,
         data=src.data,
         fit_options=src.options,
-        options={**sindy_kwargs, **pysr_kwargs, **({"select": select} if sindy_kwargs else {})},
+        options={
+            **sindy_kwargs,
+            **pysr_kwargs,
+            **(
+                {"select": select, "trajectory_tolerance": trajectory_tolerance}
+                if sindy_kwargs
+                else {}
+            ),
+        },
     )
 
 
@@ -581,44 +597,90 @@ def _expression(lib: Library, candidate: Any) -> sympy.Expr:
     )
 
 
+def _contenders(fit: Any, per_level: int, max_terms: int) -> list[Any]:
+    """An output's candidates worth simulating, sparsest first: the best ``per_level`` by
+    held-out error at each number of terms up to ``max_terms``, the Pareto front and the
+    choice made on the samples."""
+    picked: dict[tuple[int, ...], Any] = {}
+    for size in range(1, max_terms + 1):
+        level = sorted((c for c in fit.candidates if c.complexity == size), key=lambda c: c.error)
+        picked.update({c.support: c for c in level[:per_level]})
+    for c in (*fit.pareto, fit.selected):
+        if c.complexity <= max(max_terms, fit.selected.complexity):
+            picked.setdefault(c.support, c)
+    return sorted(picked.values(), key=lambda c: (c.complexity, c.error))
+
+
 def _choose_by_trajectory(
-    src: Source, fits: dict[str, Any], libs: dict[str, Library]
+    src: Source, fits: dict[str, Any], libs: dict[str, Library], tolerance: float
 ) -> tuple[dict[str, Any], dict[str, dict[tuple[int, ...], float]]]:
     """Choose every output's candidate together, by simulating against the data.
 
-    Each combination of Pareto candidates (the sparsest few per output, at most
-    `MAX_SIMULATED` combinations) replaces the networks, the model is solved from the fitted
-    initial states, refined for this model by a few Gauss-Newton steps (noisy initial states
-    would otherwise favour terms that bend the solution towards the data early on), and
-    compared with the data (`trajectory_loss` $L$). Its score is
-    $n \\log L + k \\log n$ ($n$ observations, $k$ terms in all); the sparsest combination
-    within 2 of the best score is chosen (a BIC difference below 2 is not evidence; Kass &
-    Raftery 1995). The outputs are chosen together because trained networks compensate for
-    each other's errors: replacing one at a time can make the true term look wrong.
+    The contenders of each output are its best few candidates (by held-out error) at each
+    number of terms, up to one more than the samples chose, and its Pareto front. Each
+    combination replaces the networks and the model is solved from the fitted initial states
+    and compared with the data (`trajectory_loss` $L$); the most promising combinations are
+    solved again after a few Gauss-Newton steps on their coefficients, the learnable
+    physical parameters and the initial states (a short refit: coefficients estimated from
+    a network's samples and noisy initial states would otherwise favour terms that only make
+    up for them). A combination's score is $n \\log L + k \\log n$ ($n$ observations, $k$
+    terms in all). The sparsest combination is chosen among those within 2 of the best
+    score (a BIC difference below 2 is not evidence; Kass & Raftery 1995) or with
+    $L \\le (1 + \\text{tolerance}) \\min L$. The outputs are chosen together because
+    trained networks compensate for each other's errors: replacing one at a time can make the
+    true term look wrong.
 
     Returns:
         ``({output: candidate}, {output: {support: L with the others as chosen}})``.
     """
     outs = list(fits)
-    per = max(1, int(MAX_SIMULATED ** (1.0 / len(outs)) + 1e-9))
-    options = {}
-    for out in outs:
-        front = list(fits[out].pareto[:per])
-        picked = fits[out].selected  # the choice on the samples is always a contender
-        options[out] = front + [picked] * all(c.support != picked.support for c in front)
     n = max(int(src.samples.n_effective), 2)
-    results = []
-    for combo in itertools.product(*(options[o] for o in outs)):
+    for per_level in (3, 2, 1):
+        options = {
+            o: _contenders(fits[o], per_level, min(fits[o].selected.complexity + 1, 4))
+            for o in outs
+        }
+        if np.prod([len(v) for v in options.values()]) <= MAX_SIMULATED:
+            break
+    while np.prod([len(v) for v in options.values()]) > MAX_SIMULATED:
+        longest = max(outs, key=lambda o: len(options[o]))
+        options[longest] = options[longest][:-1]  # drop the most complex contender
+
+    taken = set(src.model.parameters_dict()) | {str(v) for v in src.model.system().states}
+
+    def evaluate(combo: tuple, refine: int) -> float:
         exprs = {o: _expression(libs[o], c) for o, c in zip(outs, combo, strict=True)}
-        model = src.model.replace(exprs)
-        loss = trajectory_loss(model, src.data, src.u0, src.options, refine=REFINE_U0)
-        k = sum(c.complexity for c in combo)
+        if not refine:
+            return trajectory_loss(src.model.replace(exprs), src.data, src.u0, src.options)
+        lifted, values = {}, {}
+        for o, e in exprs.items():
+            lifted[o], found = _lift_floats(e, f"c_{o}", set(taken))
+            values.update(found)
+        model = src.model.replace(lifted, params=values)
+        return trajectory_loss(
+            model, src.data, src.u0, src.options, refine=refine, params=list(model.params)
+        )
+
+    combos = list(itertools.product(*(options[o] for o in outs)))
+    rough = [evaluate(c, 0) for c in combos]
+    order = list(np.argsort(rough)[:MAX_REFINED])
+    sizes = [sum(c.complexity for c in combo) for combo in combos]
+    for size in sorted(set(sizes)):  # and the closest fit at every number of terms
+        level = [i for i in range(len(combos)) if sizes[i] == size]
+        order += [i for i in [min(level, key=lambda i: rough[i])] if i not in order]
+    results = []
+    for i in order:
+        if not np.isfinite(rough[i]):
+            continue
+        loss = evaluate(combos[i], REFINE_U0)
+        k = sum(c.complexity for c in combos[i])
         score = n * np.log(loss) + np.log(n) * k if np.isfinite(loss) and loss > 0 else np.inf
-        results.append((combo, loss, k, score))
-    best = min(r[3] for r in results)
-    if not np.isfinite(best):
+        results.append((combos[i], loss, k, score))
+    if not results or not np.isfinite(min(r[3] for r in results)):
         return {o: fits[o].selected for o in outs}, {o: {} for o in outs}
-    fine = [r for r in results if r[3] <= best + 2.0]
+    best = min(r[3] for r in results)
+    lowest = min(r[1] for r in results)
+    fine = [r for r in results if r[3] <= best + 2.0 or r[1] <= (1.0 + tolerance) * lowest]
     combo = min(fine, key=lambda r: (r[2], r[3]))[0]
     chosen = dict(zip(outs, combo, strict=True))
     losses: dict[str, dict[tuple[int, ...], float]] = {o: {} for o in outs}
@@ -626,6 +688,11 @@ def _choose_by_trajectory(
         for i, o in enumerate(outs):
             if all(other[j] is combo[j] for j in range(len(outs)) if j != i):
                 losses[o][other[i].support] = float(loss)
+    for i, o in enumerate(outs):  # the Pareto front's misfits, the other outputs as chosen
+        for c in fits[o].pareto[:MAX_REFINED]:
+            if c.support not in losses[o]:
+                swapped = combo[:i] + (c,) + combo[i + 1 :]
+                losses[o][c.support] = evaluate(swapped, REFINE_U0)
     return chosen, losses
 
 

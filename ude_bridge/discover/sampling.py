@@ -17,6 +17,7 @@ Two routes lead to samples:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -418,51 +419,116 @@ def _misfits(
     return torch.where(bad[..., None], torch.full_like(resid, float("inf")), resid)
 
 
-def _group_loss(
-    model: Any,
-    t: torch.Tensor,
-    u: torch.Tensor,
-    start: torch.Tensor,
-    cols: list[int],
-    scale: torch.Tensor,
-    options: dict[str, Any],
-    iterations: int,
-) -> tuple[float, int]:
-    """Sum of squared misfits and number of observed values of trajectories sharing ``t``,
-    after ``iterations`` Gauss-Newton steps on each initial state ``start (R, n)``: the
-    Jacobian by forward differences, each step with a halving line search, every stage one
-    batched solve."""
-    R, n = start.shape
-    count = int((~torch.isnan(u)).sum())
-    if iterations == 0:
-        r = _misfits(model, t, u, start[:, None], cols, scale, options)[:, 0]
-        return float((r**2).sum()), count
-    sse = None
-    for _ in range(iterations):
-        h = 1e-6 * (start.abs() + 1e-3)  # (R, n)
-        shifted = start[:, None, :] + torch.diag_embed(h)  # (R, n, n)
-        batch = torch.cat([start[:, None], shifted], dim=1)  # (R, 1 + n, n)
-        rs = _misfits(model, t, u, batch, cols, scale, options)
-        r = rs[:, 0]
-        base = (r**2).sum(dim=-1)  # (R,)
-        sse = base if sse is None else torch.minimum(sse, base)
-        if not bool(torch.isfinite(base).all()):
-            break
-        jac = (rs[:, 1:] - r[:, None]) / h[..., None]  # (R, n, m)
-        gram = jac @ jac.transpose(1, 2) + 1e-10 * torch.eye(n, dtype=jac.dtype)
-        step = -torch.linalg.solve(gram, (jac @ r[..., None]))[..., 0]  # (R, n)
-        fractions = torch.tensor([1.0, 0.5, 0.25], dtype=step.dtype)
-        trials = start[:, None] + fractions[None, :, None] * step[:, None]  # (R, 3, n)
-        rt = (_misfits(model, t, u, trials, cols, scale, options) ** 2).sum(dim=-1)
-        best, k = rt.min(dim=1)
-        better = best < base
-        sse = torch.minimum(sse, torch.where(better, best, base))
-        start = torch.where(better[:, None], trials[torch.arange(R), k], start)
-    return float(sse.sum()), count
+class _Misfit:
+    """The scaled misfits of a model against every trajectory of the data, as one flat
+    vector, for a batch of initial states and the model's current parameter values."""
+
+    def __init__(self, model: Any, data: Any, options: dict[str, Any]) -> None:
+        names = [str(s) for s in model.system().states]
+        self.model, self.options = model, options
+        self.cols = [names.index(s) for s in data.states]
+        self.scale = data.scale().to(torch.float64)
+        stacked = data.stacked()
+        if stacked is not None:  # one batched solve serves every trajectory
+            self.groups = [(stacked[0], stacked[1], list(range(len(data.t))))]
+        else:
+            self.groups = [
+                (t_i, u_i[None], [i])
+                for i, (t_i, u_i) in enumerate(zip(data.t, data.u, strict=True))
+            ]
+        self.sizes = [int(u_i.numel()) for u_i in data.u]  # block of each trajectory
+
+    def __call__(self, starts: torch.Tensor) -> torch.Tensor:
+        """``starts (B, R, n)`` -> misfits ``(B, M)``, trajectory blocks in data order."""
+        blocks: dict[int, torch.Tensor] = {}
+        for t, u, idx in self.groups:
+            r = _misfits(
+                self.model,
+                t,
+                u,
+                starts[:, idx].transpose(0, 1),
+                self.cols,
+                self.scale,
+                self.options,
+            )  # (R_g, B, m)
+            for k, i in enumerate(idx):
+                blocks[i] = r[k]
+        return torch.cat([blocks[i] for i in range(len(self.sizes))], dim=-1)
+
+
+def _refined_sse(
+    misfit: _Misfit, model: Any, params: Sequence[str], u0: torch.Tensor, iterations: int
+) -> float:
+    """Sum of squared misfits after ``iterations`` Gauss-Newton steps on the parameters
+    ``params`` of ``model`` and the initial states ``u0 (R, n)``, the Jacobian by forward
+    differences (the initial states of every trajectory in one batched solve), each step
+    with a halving line search. The parameters are restored afterwards."""
+    stored = {name: model.params[name].detach().clone() for name in params}
+    R, n = u0.shape
+    offsets = np.cumsum([0, *misfit.sizes])
+
+    def evaluate(coefs: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            for name, value in zip(params, coefs, strict=True):
+                model.params[name].fill_(value)
+        return misfit(starts)
+
+    coefs = torch.stack([stored[name] for name in params]) if params else torch.zeros(0)
+    coefs = coefs.to(torch.float64)
+    try:
+        r = evaluate(coefs, u0[None])[0]
+        sse = float((r**2).sum())
+        for _ in range(iterations):
+            if not np.isfinite(sse):
+                break
+            columns = []
+            for k in range(len(params)):
+                h = 1e-5 * (abs(float(coefs[k])) + 1e-3)
+                shifted = coefs.clone()
+                shifted[k] += h
+                columns.append((evaluate(shifted, u0[None])[0] - r) / h)
+            h0 = 1e-5 * (u0.abs() + 1e-3)  # (R, n)
+            moves = torch.zeros(n, R, n, dtype=u0.dtype)
+            for j in range(n):
+                moves[j, :, j] = h0[:, j]
+            batch = torch.cat([u0[None], u0[None] + moves])
+            rs = evaluate(coefs, batch)  # (1 + n, M): state j moved in every trajectory
+            for i in range(R):
+                for j in range(n):
+                    col = torch.zeros_like(r)
+                    block = slice(offsets[i], offsets[i + 1])
+                    col[block] = (rs[1 + j, block] - rs[0, block]) / h0[i, j]
+                    columns.append(col)
+            jac = torch.stack(columns)  # (p, M)
+            gram = jac @ jac.T
+            gram = gram + 1e-9 * torch.diag(gram.diagonal().clamp_min(1e-12))
+            step = -torch.linalg.solve(gram, jac @ r)
+            improved = False
+            for fraction in (1.0, 0.5, 0.25):
+                trial_c = coefs + fraction * step[: len(params)]
+                trial_u = u0 + fraction * step[len(params) :].reshape(R, n)
+                rt = evaluate(trial_c, trial_u[None])[0]
+                if float((rt**2).sum()) < sse:
+                    coefs, u0, r, sse = trial_c, trial_u, rt, float((rt**2).sum())
+                    improved = True
+                    break
+            if not improved:
+                break
+        return sse
+    finally:
+        with torch.no_grad():
+            for name in params:
+                model.params[name].copy_(stored[name])
 
 
 def trajectory_loss(
-    model: Any, data: Any, u0: Any = None, options: Any = None, *, refine: int = 0
+    model: Any,
+    data: Any,
+    u0: Any = None,
+    options: Any = None,
+    *,
+    refine: int = 0,
+    params: Sequence[str] = (),
 ) -> float:
     """How well ``model`` reproduces ``data`` when simulated from ``u0``.
 
@@ -476,30 +542,26 @@ def trajectory_loss(
         model: a `UDE`; data: `Trajectories` (columns matched to the model's states by name).
         u0: ``(R, n)`` initial states (default: the first observations).
         options: ``method``, ``rtol``, ``atol`` of the solves (defaults Tsit5, 1e-6, 1e-6).
-        refine: Gauss-Newton iterations on each trajectory's initial state before measuring
-            (0: none). Noisy initial states otherwise reward terms that bend the solution
-            towards the data early on.
+        refine: Gauss-Newton iterations on the initial states and ``params`` before
+            measuring (0: none); the solves then use tolerances of at most 1e-8 so that the
+            finite differences are smooth. Noisy initial states and coefficients estimated
+            elsewhere would otherwise reward terms that only make up for them.
+        params: names of learnable parameters of ``model`` refined with the initial states
+            (their values are restored afterwards).
 
     Returns:
-        $L$, or inf when a solve fails.
+        $L$ (after refinement), or inf when a solve fails.
     """
     options = dict(options or {})
+    if refine:
+        options["rtol"] = min(options.get("rtol", 1e-6), 1e-8)
+        options["atol"] = min(options.get("atol", 1e-6), 1e-8)
     names = [str(s) for s in model.system().states]
-    cols = [names.index(s) for s in data.states]
-    scale = data.scale().to(torch.float64)
     u0 = data.first_observed() if u0 is None else torch.as_tensor(u0)
-    u0 = (u0 if u0.dim() == 2 else u0.expand(len(data.t), -1)).to(model.dtype)
+    u0 = (u0 if u0.dim() == 2 else u0.expand(len(data.t), -1)).to(torch.float64)
     if u0.shape != (len(data.t), len(names)) or not bool(torch.isfinite(u0).all()):
         return float("inf")
-    stacked = data.stacked()
-    if stacked is not None:  # one batch for every trajectory
-        groups = [(stacked[0], stacked[1], list(range(len(data.t))))]
-    else:
-        groups = [
-            (t_i, u_i[None], [i]) for i, (t_i, u_i) in enumerate(zip(data.t, data.u, strict=True))
-        ]
-    total, count = 0.0, 0
-    for t, u, idx in groups:
-        sse, n = _group_loss(model, t, u, u0[idx], cols, scale, options, refine)
-        total, count = total + sse, count + n
-    return total / max(count, 1) if np.isfinite(total) else float("inf")
+    misfit = _Misfit(model, data, options)
+    count = sum(int((~torch.isnan(u_i)).sum()) for u_i in data.u)
+    sse = _refined_sse(misfit, model, list(params), u0, refine)
+    return sse / max(count, 1) if np.isfinite(sse) else float("inf")

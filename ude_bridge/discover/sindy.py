@@ -11,7 +11,8 @@ candidate supports; this module only scales, scores and chooses:
    every output.
 2. **Candidates.** STLSQ over a geometric sweep of thresholds, the greedy backward path of
    SSR (``criteria="model_residual"``), optionally SR3 (L0) over a sweep and MIOSR at every
-   sparsity where installed. Each distinct support is refitted by least squares.
+   sparsity where installed, plus every support of one or two terms. Each distinct support
+   is refitted by least squares.
 3. **Scores.** Each support's error is measured on held-out points: $K$-fold cross-validation
    over contiguous blocks (``groups``), reported as the normalised RMSE
    $e = \\|y - \\hat y\\|_{rms} / \\|y\\|_{rms}$. The information criterion uses it,
@@ -28,6 +29,7 @@ The Pareto front (complexity vs held-out error) of all candidates is kept.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass, field
 from typing import Literal
@@ -83,6 +85,10 @@ class SparseFit:
     candidates: tuple[Candidate, ...]
     pareto: tuple[Candidate, ...]
     inclusion: np.ndarray | None = None
+
+
+#: Libraries with at most this many pairs of terms get every two-term support as a candidate.
+MAX_PAIRS = 1000
 
 
 def available_optimizers() -> tuple[str, ...]:
@@ -144,6 +150,11 @@ def _supports(
             for s in range(1, k + 1):
                 opt = pysindy.optimizers.MIOSR(target_sparsity=s, alpha=alpha)
                 add(opt.fit(theta, yy).coef_, "miosr")
+    # Every support of one or two terms too: cheap, and the sparse answers a greedy path
+    # (SSR) or a coarse threshold grid can step over are the ones that matter most.
+    for size in (1, 2) if k * (k - 1) // 2 <= MAX_PAIRS else (1,):
+        for support in itertools.combinations(range(k), size):
+            found.setdefault(support, "exhaustive")
     return found
 
 
@@ -205,6 +216,7 @@ def sparse_fit(
     ridge: float = 1e-10,
     ensemble: int = 0,
     seed: int = 0,
+    names: tuple[str, ...] | None = None,
 ) -> SparseFit:
     """Sparse regression $y \\approx \\Theta \\xi$ with the structure chosen automatically.
 
@@ -224,6 +236,7 @@ def sparse_fit(
             selected threshold and report each term's inclusion probability; terms used by
             fewer than half of the bags are then dropped from the selection.
         seed: seeds the bagging.
+        names: the terms' names, for messages.
 
     Returns:
         `SparseFit`.
@@ -265,9 +278,10 @@ def sparse_fit(
     col = _rms(theta)
     if np.any(col == 0):
         j = int(np.flatnonzero(col == 0)[0])
+        term = repr(names[j]) if names is not None else str(j)
         raise InputError(
-            f"{where}: library term {j} is zero at every sample point, so its coefficient is "
-            "undetermined. Remove it or sample where it is not zero."
+            f"{where}: library term {term} is zero at every sample point, so its coefficient "
+            "is undetermined. Remove it or sample where it is not zero."
         )
     scale_y = float(_rms(y)) or 1.0
     ts, ys = theta / col, y / scale_y

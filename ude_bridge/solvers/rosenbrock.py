@@ -2,10 +2,12 @@
 
 `Rosenbrock` implements the method protocol the loops use (see `ude_bridge.solvers.method`).
 Per step it builds the Jacobian $J$ (and $f_t$ when $f$ depends on $t$), factorises
-$W = I - h\\gamma J$ once with `torch.linalg.lu_factor_ex`, and reuses the factors for every
-stage with `torch.linalg.lu_solve` (see `ude_bridge.solvers.rosenbrock_tableau` for the
-stage equations). For a batch ``(B, n)`` the Jacobians ``(B, n, n)`` and the LU
-factorisations are batched, and every trajectory keeps its own ``t`` and ``h``.
+$W = I - h\\gamma J$ once with `torch.linalg.lu_factor_ex`, and reuses the factorisation
+for every stage (see `ude_bridge.solvers.rosenbrock_tableau` for the stage equations): for
+small systems ($n \\le$ `INVERSE_MAX_N`) as $W^{-1}$, formed once from the LU factors, so
+that a stage costs one matrix-vector product; for larger ones by `torch.linalg.lu_solve`.
+For a batch ``(B, n)`` the Jacobians ``(B, n, n)`` and the factorisations are batched, and
+every trajectory keeps its own ``t`` and ``h``.
 
 $J$ comes from ``problem.jac``, the complex step, autograd or differences, chosen once per
 solve (see `ude_bridge.solvers.jacobians`). It is reused after a rejected step (only $h$
@@ -110,9 +112,12 @@ class Rosenbrock:
         writes into a buffer would tie every stage to one CopySlices node.
         """
         if fresh or st is None:
-            new = _RStages(k1, self.s, graph=fresh)
+            # separate tensors only when autograd records the steps; fresh for dense output
+            # alone (kept stages) takes a new buffer
+            graph = fresh and torch.is_grad_enabled() and k1.requires_grad
+            new = _RStages(k1, self.s, graph=graph)
             if st is not None:  # statistics and the Jacobian state live for the whole solve
-                new.counts, new.jc = st.counts, st.jc
+                new.extra_counts, new.nsolve, new.jc = st.extra_counts, st.nsolve, st.jc
             st = new
         st.k1 = k1
         return st
@@ -137,39 +142,39 @@ class Rosenbrock:
         J, ft = self._jacobian(f, p, t, h, y, st)
         hg = h * self.gamma
         solve = _Solver(torch.add(st.jc.eye, J, alpha=-hg), st.jc.eye)
-        c, gd = self.c, self.gd
-        graph = st.graph
+        Wi = solve.Wi
+        c, gd, avec, gcvec = self.c, self.gd, self.avec, self.gcvec
+        graph, us, rows, KT = st.graph, st.us, st.rows, st.KT
+        addmv, mv = torch.addmv, torch.mv
         fi = st.k1
         yi = y
         ti = None
         for i in range(self.s):
             if i:
-                KTi = torch.stack(st.us, -1) if graph else st.KT[i]  # (n, i)
-                yi = torch.addmv(y, KTi, self.avec[i])
-                if c[i] != c[i - 1] or ti is None:  # stages at one node share t
+                KTi = torch.stack(us, -1) if graph else KT[i]  # (n, i)
+                yi = addmv(y, KTi, avec[i])
+                if ti is None or c[i] != c[i - 1]:  # stages at one node share t
                     ti = torch.scalar_tensor(t + c[i] * h, dtype=F64)
                 fi = f(ti, yi, p)
-                rhs = torch.addmv(fi, KTi, self.gcvec[i], beta=hg)
+                rhs = addmv(fi, KTi, gcvec[i], beta=hg)
             else:
                 rhs = fi * hg
             if ft is not None and gd[i] != 0.0:
                 rhs = rhs.add(ft, alpha=gd[i] * h * h)
             if graph:
-                st.us.append(solve(rhs))
+                us.append(solve(rhs))
+            elif Wi is not None:
+                mv(Wi, rhs, out=rows[i])
             else:
-                solve(rhs, st.rows[i])
-        _count(st, "nlinsolve", self.s)
+                solve(rhs, rows[i])
+        st.nsolve += self.s
         st.f_last = fi
-        KT = torch.stack(st.us, -1) if graph else st.KT[self.s]
-        y1 = yi if self.fsal else torch.addmv(y, KT, self.m)
-        st.pending = (
-            f,
-            p,
-            t + h,
-            y1,
-            torch.is_grad_enabled() and (y1.requires_grad or fi.requires_grad),
-        )
-        return y1, torch.mv(KT, self.e)
+        KTs = torch.stack(us, -1) if graph else KT[self.s]
+        y1 = yi if self.fsal else addmv(y, KTs, self.m)
+        if not self.fsal:
+            grad = torch.is_grad_enabled() and (y1.requires_grad or fi.requires_grad)
+            st.pending = (f, p, t + h, y1, grad)
+        return y1, mv(KTs, self.e)
 
     def step_batch(self, f: Field, p: Any, t: torch.Tensor, h: torch.Tensor, y, st: _RStages):
         """One step of a batch ``(B, n)``; ``t`` float64 ``(B, 1)``, ``h`` ``(B, 1)``."""
@@ -202,7 +207,7 @@ class Rosenbrock:
                 st.us.append(solve.batch(rhs).reshape(-1))
             else:
                 st.K[i] = solve.batch(rhs).reshape(-1)
-        _count(st, "nlinsolve", self.s)
+        st.nsolve += self.s
         st.f_last = fi
         st.pending = None
         K = st.K
@@ -291,7 +296,7 @@ class _Solver:
 
 
 def _count(st: _RStages, key: str, v: int) -> None:
-    st.counts[key] = st.counts.get(key, 0) + v
+    st.extra_counts[key] = st.extra_counts.get(key, 0) + v
 
 
 class _RStages:
@@ -301,7 +306,19 @@ class _RStages:
     ``KT[i] = K[:i].T``. Graph mode (autograd records the steps): the list ``us``.
     """
 
-    __slots__ = ("graph", "_K", "rows", "KT", "us", "k1", "counts", "jc", "f_last", "pending")
+    __slots__ = (
+        "graph",
+        "_K",
+        "rows",
+        "KT",
+        "us",
+        "k1",
+        "extra_counts",
+        "nsolve",
+        "jc",
+        "f_last",
+        "pending",
+    )
 
     def __init__(self, k1: torch.Tensor, s: int, graph: bool) -> None:
         self.graph = graph
@@ -317,8 +334,15 @@ class _RStages:
         self.k1: Any = k1
         self.f_last: Any = None
         self.pending: Any = None  # (f, p, t + h, y1, graph) of the last single step
-        self.counts: dict[str, int] = {}
+        self.extra_counts: dict[str, int] = {}  # njac, nfev (Jacobians, f_t)
+        self.nsolve = 0
         self.jc = JacobianState()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Statistics the loop adds to ``sol.stats``: ``njac``, ``nlinsolve``, and the
+        evaluations of ``f`` made for Jacobians and time derivatives (``nfev``)."""
+        return {**self.extra_counts, "nlinsolve": self.nsolve}
 
     @property
     def K(self) -> torch.Tensor:

@@ -23,12 +23,11 @@ for the form the data are written in).
     - Order 4, embedded order 3, 6 stages, not FSAL (6 new evaluations per step),
       stiffly accurate and L-stable, $\\gamma = 1/4$; dense output of order 3.
     - Book: E. Hairer and G. Wanner, *Solving Ordinary Differential Equations II*,
-      2nd ed., Springer (1996), Sec. IV.7, Table 7.? "RODAS"; code RODAS (``rodas.f``,
-      coefficient set 1).
-    - Coefficients: as printed in ``rodas.f`` and, identically, in OrdinaryDiffEq.jl's
-      ``Rodas4Tableau`` (all published digits). The last two stages repeat the fifth row
-      of ``a`` plus the previous stage: $y_1 = y + \\sum_{j\\le 4} a_{5j} u_j + u_5 + u_6$,
-      error $u_6$.
+      2nd ed., Springer (1996), Sec. IV.7, the method of their code RODAS (``rodas.f``).
+    - Coefficients: OrdinaryDiffEq.jl's ``Rodas4Tableau`` (all published digits), which
+      gives RODAS's coefficient set in the same transformed form. The last two stages
+      repeat the fifth row of ``a`` plus the previous stage:
+      $y_1 = y + \\sum_{j\\le 4} a_{5j} u_j + u_5 + u_6$, error $u_6$.
 
 ``Rodas5P``
     - Order 5, embedded order 4, 8 stages, not FSAL, stiffly accurate and L-stable,
