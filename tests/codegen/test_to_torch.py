@@ -303,7 +303,8 @@ def _extend(children):
 expressions = st.recursive(_leaf, _extend, max_leaves=10)
 
 
-@settings(max_examples=40, deadline=None, database=None)
+# derandomized: the same 40 expressions every run (CI must not flake on a rare draw)
+@settings(max_examples=40, deadline=None, database=None, derandomize=True)
 @given(e1=expressions, e2=expressions)
 def test_random_expressions_agree_with_lambdify(e1, e2):
     system = SymbolicSystem((X, Y), sympy.Symbol("t"), (K,), (1.7,), (e1, e2))

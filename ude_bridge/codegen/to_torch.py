@@ -343,11 +343,18 @@ def torch_source(system: SymbolicSystem, *, part: Part = "full") -> tuple[str, l
             if np.any(net.input_scale != 1):
                 emit(f"_h = _h * _c[{len(constants)}]")
                 constants.append(1.0 / np.array(net.input_scale))
+            # one state vector: addmv (one autograd node per layer, where linear on a
+            # vector records unsqueeze, addmm, t and view); a batch: linear (addmm)
             n_layers = len(net.weights)
-            for layer in range(n_layers):
-                lin = f"_F.linear(_h, {weights[2 * layer]}, {weights[2 * layer + 1]})"
-                last = layer == n_layers - 1
-                emit(f"_h = {lin if last else _ACTIVATION[net.activation].format(lin)}")
+            for branch, form in (
+                ("if _h.dim() == 1:", "torch.addmv({b}, {w}, _h)"),
+                ("else:", "_F.linear(_h, {w}, {b})"),
+            ):
+                emit(branch)
+                for layer in range(n_layers):
+                    lin = form.format(w=weights[2 * layer], b=weights[2 * layer + 1])
+                    last = layer == n_layers - 1
+                    emit(f"    _h = {lin if last else _ACTIVATION[net.activation].format(lin)}")
         outs = ", ".join(names[o] if o in needed else "_" for o in net.outputs)
         emit(f"{outs}, = _h.unbind(-1)")
     for sym, expr in reps:

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .method import horner_slots
 from .tableau import ButcherTableau, TableauTensors
 
 __all__ = [
@@ -135,11 +136,7 @@ class ExplicitRK:
         coefficients $c_q = h \\sum_s d_{sq} k_s$ made by one matrix product."""
         B, n = y.shape
         C = (self.DT @ st.K).view(self.Q, B, n) * h  # (Q, B, n)
-        th = theta.to(y.dtype).unsqueeze(-1)  # (M, B, 1)
-        acc = C[self.Q - 1].expand(th.shape[0], B, n)
-        for q in range(self.Q - 2, -1, -1):  # Horner
-            acc = torch.addcmul(C[q], th, acc)
-        return torch.addcmul(y, th, acc)
+        return horner_slots(C, y, theta)
 
     def keep(self, st: _Stages) -> torch.Tensor:
         """What dense output over the whole solve must keep of this step."""

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from .jacobians import JacobianState, jacobian, jacobian_batch, time_derivative
+from .method import horner_slots
 from .rosenbrock_tableau import RosenbrockTableau
 
 __all__ = ["Rosenbrock", "check_precision"]
@@ -247,11 +248,7 @@ class Rosenbrock:
         $y_r + \\sum_q \\theta^q c_{q,r}$ by Horner, $c_q = \\sum_i D_{iq} u_i$ (one product)."""
         B, n = y.shape
         C = (self.DT @ st.K).view(self.Q, B, n)
-        th = theta.to(y.dtype).unsqueeze(-1)  # (M, B, 1)
-        acc = C[self.Q - 1].expand(th.shape[0], B, n)
-        for q in range(self.Q - 2, -1, -1):  # Horner
-            acc = torch.addcmul(C[q], th, acc)
-        return torch.addcmul(y, th, acc)
+        return horner_slots(C, y, theta)
 
     def keep(self, st: _RStages) -> torch.Tensor:
         """The stages, all the dense output needs of an accepted step."""
