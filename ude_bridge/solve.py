@@ -23,7 +23,13 @@ BACKENDS: dict[str, str] = {
     "julia": "ude_bridge.backends.julia_backend:JuliaBackend",
 }
 
-SENSEALGS = ("backprop", "adjoint")
+SENSEALGS = (
+    "backprop",
+    "adjoint",
+    "InterpolatingAdjoint",
+    "InterpolatingAdjoint(checkpointing=true)",
+    "BacksolveAdjoint",
+)
 
 
 def get_backend(name: str, *, where: str = "solve") -> Any:
@@ -125,8 +131,12 @@ def solve(
         dtmin: smallest step allowed before retcode ``DtLessThanMin``.
         dense: keep what ``sol(t)`` needs (default: True when ``saveat`` is None).
         sensealg: how gradients flow: ``"backprop"`` records autograd through the steps;
-            ``"adjoint"`` solves the continuous adjoint backwards with checkpoints at the
-            save times (memory independent of the number of steps; needs ``saveat``).
+            ``"adjoint"`` solves the continuous adjoint backwards (needs ``saveat``): for
+            explicit methods as ``"BacksolveAdjoint"`` (re-integrates ``u`` backwards from
+            the save times; memory independent of the number of steps), for stiff ones as
+            ``"InterpolatingAdjoint"`` (``u(t)`` from the stored forward dense output, the
+            adjoint by a Rosenbrock method; ``"InterpolatingAdjoint(checkpointing=true)"``
+            stores ``u`` at the save times only and re-solves one interval at a time).
         throw: raise `SolveError` instead of returning ``success=False``.
 
     Returns:

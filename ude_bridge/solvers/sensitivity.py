@@ -18,6 +18,11 @@ autograd through ``f`` per evaluation.
 
 A batch ``(B, n)`` with shared parameters is solved backwards as one flat system (all
 trajectories on the same save grid), so parameter gradients sum over trajectories.
+
+Re-integrating $u$ backwards is unstable for stiff problems (a decaying mode grows like
+$e^{|\\lambda| t}$ backwards); those get the interpolating adjoint,
+`ude_bridge.solvers.interpolating_adjoint`, which takes $u(t)$ from the forward dense
+output instead. `ADJOINTS` maps the ``sensealg`` names to the two.
 """
 
 from __future__ import annotations
@@ -28,7 +33,17 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
-__all__ = ["adjoint_solve"]
+__all__ = ["ADJOINTS", "adjoint_solve"]
+
+#: ``sensealg`` name -> which continuous adjoint. SciMLSensitivity's names choose one;
+#: ``"adjoint"`` is the interpolating adjoint for stiff methods (Rosenbrock, composites) and
+#: the backsolve for explicit ones, where it is as accurate and needs no stored steps.
+ADJOINTS: dict[str, str] = {
+    "adjoint": "auto",
+    "InterpolatingAdjoint": "interpolating",
+    "InterpolatingAdjoint(checkpointing=true)": "checkpointed",
+    "BacksolveAdjoint": "backsolve",
+}
 
 
 def _grad_leaves(f: Any, params: Any) -> tuple[list[torch.Tensor], Any, list[int]]:
