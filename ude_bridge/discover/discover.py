@@ -21,12 +21,14 @@ from typing import Any, Literal
 
 import numpy as np
 import sympy
+import torch
 
 from .._checks import did_you_mean
 from ..errors import InputError, UnknownSymbolError
 from .library import Library, polynomial
-from .sampling import Samples, Source, samples_from, trajectory_loss
+from .sampling import Samples, Source, samples_from
 from .sindy import sparse_fit
+from .trajectory import physical_parameters, refine_options, refined_losses, step_budget
 
 __all__ = ["PYSR_OPTIONS", "SINDY_OPTIONS", "Discovery", "OutputFit", "ParetoPoint", "discover"]
 
@@ -41,13 +43,13 @@ SINDY_OPTIONS: dict[str, Any] = {
     "select": "auto",
     "trajectory_tolerance": 0.5,
 }
-#: Most combinations of candidates simulated when selecting by trajectory, and how many of
-#: the best of them are simulated again with refined initial states.
+#: Most combinations of candidates simulated when selecting by trajectory, and how many
+#: points of each output's Pareto front get their misfit reported.
 MAX_SIMULATED = 64
-MAX_REFINED = 10
+MAX_PARETO = 10
 #: Gauss-Newton iterations on the coefficients, learnable parameters and initial states of
-#: each candidate simulated a second time.
-REFINE_U0 = 3
+#: each combination before its misfit is measured.
+REFINE_ITERATIONS = 3
 #: ``method="pysr"`` keywords (see `ude_bridge.discover.pysr.pysr_arguments`).
 PYSR_OPTIONS = (
     "binary_operators",
@@ -78,7 +80,7 @@ class OutputFit:
         complexity: the number of terms (SINDy) or PySR's complexity.
         inclusion: per library term, the fraction of bagged models using it (``ensemble``).
         trajectory_loss: the data misfit of the model with this expression in place of the
-            network (`ude_bridge.discover.sampling.trajectory_loss`), when simulated.
+            network (`ude_bridge.discover.trajectory.trajectory_loss`), when simulated.
     """
 
     output: str
@@ -611,22 +613,46 @@ def _contenders(fit: Any, per_level: int, max_terms: int) -> list[Any]:
     return sorted(picked.values(), key=lambda c: (c.complexity, c.error))
 
 
+def _candidate_rows(
+    model: Any, coefficient: dict[str, dict[int, str]], combos: Sequence[tuple]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Parameter values and refined-parameter masks ``(C, P)`` of ``combos`` in the model over
+    the union of their terms: each combination's coefficients on its support, zeros (held)
+    off it; the learnable physical parameters at their fitted values, refined in all."""
+    names, stored = physical_parameters(model)
+    position = {name: i for i, name in enumerate(names)}
+    lifted = {name for terms in coefficient.values() for name in terms.values()}
+    learnable = [position[k] for k in model.params if k not in lifted]
+    values = stored[None].repeat(len(combos), 1)
+    free = torch.zeros(values.shape, dtype=torch.bool)
+    free[:, learnable] = True
+    for c, combo in enumerate(combos):
+        for out, candidate in zip(coefficient, combo, strict=True):
+            for j, name in coefficient[out].items():
+                on = j in candidate.support
+                values[c, position[name]] = float(candidate.coefficients[j]) if on else 0.0
+                free[c, position[name]] = on
+    return values, free
+
+
 def _choose_by_trajectory(
     src: Source, fits: dict[str, Any], libs: dict[str, Library], tolerance: float
 ) -> tuple[dict[str, Any], dict[str, dict[tuple[int, ...], float]]]:
     """Choose every output's candidate together, by simulating against the data.
 
     The contenders of each output are its best few candidates (by held-out error) at each
-    number of terms, up to one more than the samples chose, and its Pareto front. Each
-    combination replaces the networks and the model is solved from the fitted initial states
-    and compared with the data (`trajectory_loss` $L$); the most promising combinations are
-    solved again after a few Gauss-Newton steps on their coefficients, the learnable
-    physical parameters and the initial states (a short refit: coefficients estimated from
-    a network's samples and noisy initial states would otherwise favour terms that only make
-    up for them). A combination's score is $n \\log L + k \\log n$ ($n$ observations, $k$
-    terms in all). The sparsest combination is chosen among those within 2 of the best
-    score (a BIC difference below 2 is not evidence; Kass & Raftery 1995) or with
-    $L \\le (1 + \\text{tolerance}) \\min L$. The outputs are chosen together because
+    number of terms, up to one more than the samples chose, and its Pareto front. Every
+    combination replaces the networks and gets a short refit before it is compared with the
+    data: a few Gauss-Newton steps on its coefficients, the learnable physical parameters
+    and the initial states (`ude_bridge.discover.trajectory.refined_losses`), because
+    coefficients estimated from a network's samples and noisy initial states would
+    otherwise favour terms that only make up for them, and rank the combinations by
+    accidents of their starting values rather than by their structure. All combinations are
+    rows of one batched solve, as members of one model over the union of their terms. A
+    combination's score is $n \\log L + k \\log n$ ($L$ the misfit after the refit, $n$
+    observations, $k$ terms in all). The sparsest combination is chosen among those within 2
+    of the best score (a BIC difference below 2 is not evidence; Kass & Raftery 1995) or
+    with $L \\le (1 + \\text{tolerance}) \\min L$. The outputs are chosen together because
     trained networks compensate for each other's errors: replacing one at a time can make the
     true term look wrong.
 
@@ -646,37 +672,49 @@ def _choose_by_trajectory(
         longest = max(outs, key=lambda o: len(options[o]))
         options[longest] = options[longest][:-1]  # drop the most complex contender
 
+    # one model over every term a contender or a reported Pareto point uses
     taken = set(src.model.parameters_dict()) | {str(v) for v in src.model.system().states}
+    coefficient: dict[str, dict[int, str]] = {}
+    for o in outs:
+        used = sorted({j for c in (*options[o], *fits[o].pareto[:MAX_PARETO]) for j in c.support})
+        coefficient[o] = {}
+        for j in used:
+            name = f"c_{o}_{j}"
+            while name in taken:
+                name += "_"
+            taken.add(name)
+            coefficient[o][j] = name
+    union = {
+        o: sympy.Add(*(sympy.Symbol(name) * libs[o].terms[j] for j, name in terms.items()))
+        for o, terms in coefficient.items()
+    }
+    names = [name for terms in coefficient.values() for name in terms.values()]
+    model = src.model.replace(union, params=dict.fromkeys(names, 0.0))
+    u0 = src.data.first_observed() if src.u0 is None else torch.as_tensor(src.u0)
+    u0 = (u0 if u0.dim() == 2 else u0.expand(len(src.data.t), -1)).to(torch.float64)
+    settings = refine_options(src.options)
+    budget = step_budget(src.model, src.data, u0, settings)
 
-    def evaluate(combo: tuple, refine: int) -> float:
-        exprs = {o: _expression(libs[o], c) for o, c in zip(outs, combo, strict=True)}
-        if not refine:
-            return trajectory_loss(src.model.replace(exprs), src.data, src.u0, src.options)
-        lifted, values = {}, {}
-        for o, e in exprs.items():
-            lifted[o], found = _lift_floats(e, f"c_{o}", set(taken))
-            values.update(found)
-        model = src.model.replace(lifted, params=values)
-        return trajectory_loss(
-            model, src.data, src.u0, src.options, refine=refine, params=list(model.params)
+    def refined(combos: Sequence[tuple]) -> np.ndarray:
+        values, free = _candidate_rows(model, coefficient, combos)
+        return refined_losses(
+            model,
+            src.data,
+            u0,
+            settings,
+            values,
+            free,
+            iterations=REFINE_ITERATIONS,
+            max_steps=budget,
         )
 
     combos = list(itertools.product(*(options[o] for o in outs)))
-    rough = [evaluate(c, 0) for c in combos]
-    order = list(np.argsort(rough)[:MAX_REFINED])
-    sizes = [sum(c.complexity for c in combo) for combo in combos]
-    for size in sorted(set(sizes)):  # and the closest fit at every number of terms
-        level = [i for i in range(len(combos)) if sizes[i] == size]
-        order += [i for i in [min(level, key=lambda i: rough[i])] if i not in order]
     results = []
-    for i in order:
-        if not np.isfinite(rough[i]):
-            continue
-        loss = evaluate(combos[i], REFINE_U0)
-        k = sum(c.complexity for c in combos[i])
+    for combo, loss in zip(combos, refined(combos), strict=True):
+        k = sum(c.complexity for c in combo)
         score = n * np.log(loss) + np.log(n) * k if np.isfinite(loss) and loss > 0 else np.inf
-        results.append((combos[i], loss, k, score))
-    if not results or not np.isfinite(min(r[3] for r in results)):
+        results.append((combo, float(loss), k, score))
+    if not np.isfinite(min(r[3] for r in results)):
         return {o: fits[o].selected for o in outs}, {o: {} for o in outs}
     best = min(r[3] for r in results)
     lowest = min(r[1] for r in results)
@@ -687,12 +725,15 @@ def _choose_by_trajectory(
     for other, loss, _, _ in results:
         for i, o in enumerate(outs):
             if all(other[j] is combo[j] for j in range(len(outs)) if j != i):
-                losses[o][other[i].support] = float(loss)
-    for i, o in enumerate(outs):  # the Pareto front's misfits, the other outputs as chosen
-        for c in fits[o].pareto[:MAX_REFINED]:
+                losses[o][other[i].support] = loss
+    swaps = []  # the Pareto fronts' misfits, the other outputs as chosen
+    for i, o in enumerate(outs):
+        for c in fits[o].pareto[:MAX_PARETO]:
             if c.support not in losses[o]:
-                swapped = combo[:i] + (c,) + combo[i + 1 :]
-                losses[o][c.support] = evaluate(swapped, REFINE_U0)
+                swaps.append((o, c.support, combo[:i] + (c,) + combo[i + 1 :]))
+    if swaps:
+        for (o, support, _), loss in zip(swaps, refined([s[2] for s in swaps]), strict=True):
+            losses[o][support] = float(loss)
     return chosen, losses
 
 
