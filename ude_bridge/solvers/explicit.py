@@ -139,8 +139,9 @@ class ExplicitRK:
         return horner_slots(C, y, theta)
 
     def keep(self, st: _Stages) -> torch.Tensor:
-        """What dense output over the whole solve must keep of this step."""
-        return st.K
+        """What dense output over the whole solve must keep of this step (a copy of a
+        reused buffer; recorded stages are separate tensors already)."""
+        return st.K if isinstance(st, _GraphStages) else st.K.clone()
 
 
 class _GraphStages:

@@ -85,9 +85,9 @@ def integrate(
         raise InputError(
             f"solve: f(t, u, p) must return the shape of u, {tuple(shape)}; got {tuple(k1.shape)}."
         )
-    # a stage buffer can be reused across steps unless autograd records the steps (then
-    # each step's stages must survive for the backward pass) or dense output keeps them
-    fresh = k1.requires_grad or y0.requires_grad or opts.dense
+    # a stage buffer is reused across steps unless autograd records the steps (then each
+    # step's stages must survive for the backward pass); dense output copies what it keeps
+    fresh = k1.requires_grad or y0.requires_grad
     st = None
     nfev, nsteps, naccept, nreject = 1, 0, 0, 0
     adaptive = opts.adaptive and method.adaptive

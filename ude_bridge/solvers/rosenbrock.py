@@ -113,8 +113,7 @@ class Rosenbrock:
         writes into a buffer would tie every stage to one CopySlices node.
         """
         if fresh or st is None:
-            # separate tensors only when autograd records the steps; fresh for dense output
-            # alone (kept stages) takes a new buffer
+            # separate tensors only when autograd records the steps
             graph = fresh and torch.is_grad_enabled() and k1.requires_grad
             new = _RStages(k1, self.s, graph=graph)
             if st is not None:  # statistics and the Jacobian state live for the whole solve
@@ -251,8 +250,9 @@ class Rosenbrock:
         return horner_slots(C, y, theta)
 
     def keep(self, st: _RStages) -> torch.Tensor:
-        """The stages, all the dense output needs of an accepted step."""
-        return st.K
+        """The stages, all the dense output needs of an accepted step (a copy of a reused
+        buffer)."""
+        return st.K if st.graph else st.K.clone()
 
 
 #: up to this size W is inverted once per step and each stage costs one matrix-vector
