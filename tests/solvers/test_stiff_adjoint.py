@@ -184,3 +184,19 @@ def test_a_failed_forward_solve_gives_nan_gradients_not_an_error():
     assert not sol.success
     (g,) = torch.autograd.grad(sol.u[-1, 2], k)
     assert torch.isnan(g).all()
+
+
+def test_an_f_that_is_not_vectorised_gets_the_same_gradients_one_point_at_a_time():
+    def f(t, u, p):  # indexes u[0]: neither stacked points nor copies of u work
+        return torch.stack([-p[0] * u[0] + p[1] * u[1] ** 2, p[0] * u[0] - p[2] * u[1]])
+
+    def g(sensealg):
+        p = torch.tensor([20.0, 1.5, 30.0], dtype=F64, requires_grad=True)
+        u0 = torch.tensor([1.0, 0.5], dtype=F64, requires_grad=True)
+        prob = ub.ODEProblem(f, u0, (0.0, 1.0), p)
+        sol = ub.solve(prob, "Rodas5P", saveat=TS, rtol=1e-6, atol=1e-8, sensealg=sensealg)
+        return torch.cat(torch.autograd.grad((sol.u * W).sum(), (u0, p)))
+
+    bp, adj = g("backprop"), g("adjoint")
+    # measured 1.4e-8 (the fallback is exact, only slower: ~7x backprop here)
+    assert ((adj - bp).abs() / bp.abs().max()).max() < 1e-6

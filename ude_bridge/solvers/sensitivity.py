@@ -37,7 +37,10 @@ __all__ = ["ADJOINTS", "adjoint_solve"]
 
 #: ``sensealg`` name -> which continuous adjoint. SciMLSensitivity's names choose one;
 #: ``"adjoint"`` is the interpolating adjoint for stiff methods (Rosenbrock, composites) and
-#: the backsolve for explicit ones, where it is as accurate and needs no stored steps.
+#: the backsolve for explicit ones, where it is as accurate, stores no steps and measured
+#: faster (Lotka-Volterra with Tsit5: 0.37 s against 0.58 s; a UDE with an MLP: 0.68 s
+#: against 1.34 s). With a stiff method the backsolve fails outright on Robertson's problem
+#: and took 16 s against 0.7 s on a stiff UDE.
 ADJOINTS: dict[str, str] = {
     "adjoint": "auto",
     "InterpolatingAdjoint": "interpolating",
