@@ -88,7 +88,7 @@ class DenseRecorder:
         self.steps.append((*self._last, kept))
         return kept
 
-    # a batch: every attempt is recorded (stage buffers are reused: copied)
+    # a batch: every attempt is recorded (``keep`` copies a reused stage buffer)
     def step_batch(self, f: Any, p: Any, t: torch.Tensor, h: torch.Tensor, y, st: Any):
         """The wrapped batch step; records the attempt (acceptance is settled later)."""
         y1, err = self._method.step_batch(f, p, t, h, y, st)
@@ -96,7 +96,7 @@ class DenseRecorder:
         if m.has_extra:  # interpolation-only stages, which the loop fills only at save points
             m.extra(f, p, t, h, y, st)
         which, K = _split(m.keep(st))
-        self.attempts.append((t, h, y, which, K.detach().clone()))
+        self.attempts.append((t, h, y, which, K.detach()))
         return y1, err
 
     def solution(self, t0: float, t1: float, shape: torch.Size, t_reached: Any) -> ForwardDense:
