@@ -202,7 +202,7 @@ class TorchBackend:
             else:
                 res, dense = run(y0, params, t0, t1, ts)
             stats.update(res.stats, retcode=res.retcode, message=res.message, t=res.t_reached)
-            return res.u, (dense if res.retcode == "Success" else None)
+            return res.u, dense, res.retcode == "Success"
 
         def dense_interval(y_start: torch.Tensor, params, k: int):
             return run(y_start, params, float(ts[k - 1]), float(ts[k]), ts[k : k + 1])[1]

@@ -90,7 +90,8 @@ class BackwardOptions:
     Args:
         method: the Rosenbrock method object that integrates the adjoint.
         rtol, atol: tolerances of the error control on $a$ and $g$ (the forward solve's).
-        max_steps: backward steps allowed in all; more raise `SolveError`.
+        max_steps: backward steps allowed per save interval (as for the backsolve); more
+            raise `SolveError`.
         dtmin: smallest step allowed.
         jac: the user's ``jac(t, u, p)``, or None (autograd / complex step).
     """
@@ -105,7 +106,7 @@ class BackwardOptions:
 
 
 def interpolating_adjoint_solve(
-    solve_forward: Callable[[torch.Tensor, Any], tuple[torch.Tensor, ForwardDense | None]],
+    solve_forward: Callable[[torch.Tensor, Any], tuple[torch.Tensor, ForwardDense | None, bool]],
     dense_interval: Callable[[torch.Tensor, Any, int], ForwardDense] | None,
     f: Callable,
     u0: torch.Tensor,
@@ -116,9 +117,9 @@ def interpolating_adjoint_solve(
     """``u`` at the save times ``ts`` with gradients by the interpolating adjoint.
 
     Args:
-        solve_forward: ``(u0, params) -> (u, dense)``: ``u`` ``(T, n)`` or ``(B, T, n)`` at
-            ``ts`` and the forward solution as a `ForwardDense` (None with checkpointing, or
-            when the solve failed); called without autograd.
+        solve_forward: ``(u0, params) -> (u, dense, success)``: ``u`` ``(T, n)`` or
+            ``(B, T, n)`` at ``ts``, the forward solution as a `ForwardDense` (None with
+            checkpointing), and whether the solve succeeded; called without autograd.
         dense_interval: with checkpointing, ``(u_start, params, k) -> dense`` over
             ``[ts[k-1], ts[k]]`` from the stored ``u_start = u(ts[k-1])``; else None.
         f: the vector field ``f(t, u, p)``.
@@ -132,7 +133,7 @@ def interpolating_adjoint_solve(
 
     Raises:
         SolveError: (in the backward pass) the backward solve needed more than
-        ``max_steps`` steps or its step size underflowed.
+        ``max_steps`` steps in one save interval, or its step size underflowed.
     """
     leaves, spec = pytree.tree_flatten(params)
     idx = [i for i, x in enumerate(leaves) if isinstance(x, torch.Tensor) and x.requires_grad]
@@ -146,9 +147,8 @@ class _InterpolatingAdjoint(torch.autograd.Function):
     def forward(ctx, setup, u0, *grad_leaves):
         solve_forward, _, _, spec, leaves, _, _, _ = setup
         with torch.no_grad():
-            u, dense = solve_forward(u0, pytree.tree_unflatten(leaves, spec))
-        ctx.setup, ctx.dense = setup, dense
-        ctx.failed = dense is None and (setup[1] is None or not bool(torch.isfinite(u).all()))
+            u, dense, ok = solve_forward(u0, pytree.tree_unflatten(leaves, spec))
+        ctx.setup, ctx.dense, ctx.failed = setup, dense, not ok
         ctx.save_for_backward(u, u0, *grad_leaves)
         return u
 
@@ -249,6 +249,7 @@ class _AdjointField:
         tt = self.t_arg(t, u)
         with torch.no_grad():
             if self.batched:
+                # f0 is read only while the mode is chosen and by differences (else unused)
                 f0 = self.f(tt, u, self.p_det) if self.jstate.mode in (None, "fd") else u
                 J, _ = jacobian_batch(self.f, self.p_det, tt, u, f0, self.jstate, self.jac)
             else:
@@ -456,11 +457,12 @@ class _Backward:
         k1 = F.Fa(t, a)
         ft = None
         h_next = h
+        steps = 0
         while span - tau > 1e-14 * max(1.0, span):
-            if self.nsteps >= o.max_steps:
+            if steps >= o.max_steps:
                 raise SolveError(
                     f"solve: the adjoint's backward solve took max_steps={o.max_steps} steps "
-                    f"and reached t={t}; raise max_steps."
+                    f"between save times {ta} and {tb} and reached t={t}; raise max_steps."
                 )
             last = tau + h >= span * (1 - 1e-12) or span - (tau + h) < 1e-10 * h
             hs = span - tau if last else h
@@ -469,6 +471,7 @@ class _Backward:
                 ft = self._ft(t, hd, a, k1)
             a1, err, A, Ua = self.step(t, hd, a, k1, ft)
             self.nsteps += 1
+            steps += 1
             en = self._norm(err, a, a1)
             if F.P:  # g is error-controlled too: u(t) may have features a does not see
                 dg, err_g = self.g_parts(t, hd, A, Ua, ft[1])
