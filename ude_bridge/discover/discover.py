@@ -43,9 +43,11 @@ SINDY_OPTIONS: dict[str, Any] = {
     "select": "auto",
     "trajectory_tolerance": 0.5,
 }
-#: Most combinations of candidates simulated when selecting by trajectory, and how many
-#: points of each output's Pareto front get their misfit reported.
+#: Most combinations of candidates simulated when selecting by trajectory, how many
+#: candidates per number of terms each output contributes, and how many points of each
+#: output's Pareto front get their misfit reported.
 MAX_SIMULATED = 64
+PER_LEVEL = 3
 MAX_PARETO = 10
 #: Gauss-Newton iterations on the coefficients, learnable parameters and initial states of
 #: each combination before its misfit is measured.
@@ -453,9 +455,10 @@ def discover(
             ``"miosr"`` where installed), ``criterion`` (``"bic"``, ``"aic"``, ``"cv"``),
             ``tolerance`` (0.02: the sparsest model within this normalised held-out error of
             the best-scoring one wins), ``n_folds``, ``ensemble`` (bagged models, 0: none),
-            ``n_thresholds``, and ``select``: ``"trajectory"`` simulates the Pareto
-            candidates in place of the networks against the data and keeps the sparsest
-            within 2 of the best $n \\log L + k \\log n$ or with a misfit $L$ within
+            ``n_thresholds``, and ``select``: ``"trajectory"`` puts each combination of
+            the outputs' best candidates in place of the networks, refits it briefly
+            (coefficients, learnable parameters, initial states) against the data and keeps
+            the sparsest within 2 of the best $n \\log L + k \\log n$ or with a misfit $L$ within
             ``trajectory_tolerance`` (0.5) of the lowest; ``"samples"`` keeps the choice made
             on the samples; ``"auto"`` (default) simulates whenever there are a trained model
             and data.
@@ -640,8 +643,9 @@ def _choose_by_trajectory(
 ) -> tuple[dict[str, Any], dict[str, dict[tuple[int, ...], float]]]:
     """Choose every output's candidate together, by simulating against the data.
 
-    The contenders of each output are its best few candidates (by held-out error) at each
-    number of terms, up to one more than the samples chose, and its Pareto front. Every
+    The contenders of each output are its best `PER_LEVEL` candidates (by held-out error)
+    at each number of terms, up to one more than the samples chose (at most 4), and its
+    Pareto front; beyond `MAX_SIMULATED` combinations the most complex contenders go. Every
     combination replaces the networks and gets a short refit before it is compared with the
     data: a few Gauss-Newton steps on its coefficients, the learnable physical parameters
     and the initial states (`ude_bridge.discover.trajectory.refined_losses`), because
@@ -661,13 +665,11 @@ def _choose_by_trajectory(
     """
     outs = list(fits)
     n = max(int(src.samples.n_effective), 2)
-    for per_level in (3, 2, 1):
-        options = {
-            o: _contenders(fits[o], per_level, min(fits[o].selected.complexity + 1, 4))
-            for o in outs
-        }
-        if np.prod([len(v) for v in options.values()]) <= MAX_SIMULATED:
-            break
+    options = {
+        o: _contenders(fits[o], PER_LEVEL, min(fits[o].selected.complexity + 1, 4)) for o in outs
+    }
+    # over budget: drop the most complex contenders first, never the sparse alternatives
+    # (a term a noisy network blurs is often only the second best by the samples)
     while np.prod([len(v) for v in options.values()]) > MAX_SIMULATED:
         longest = max(outs, key=lambda o: len(options[o]))
         options[longest] = options[longest][:-1]  # drop the most complex contender
