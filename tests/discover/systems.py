@@ -34,6 +34,11 @@ def lv_data(noise: float = 0.0, seed: int = 0, n: int = 21, t1: float = 5.0) -> 
     return ub.Trajectories(t, u, states=["x", "y"])
 
 
+def lv_paper_data(noise: float = 0.0, seed: int = 0) -> ub.Trajectories:
+    """The UDE paper's LV data (Rackauckas et al. 2020): t in [0, 3] every 0.1, 31 points."""
+    return lv_data(noise, seed, n=31, t1=3.0)
+
+
 class Interaction(nn.Module):
     """A stand-in for a trained network: (x, y) -> (-0.9 xy, 0.8 xy) + a smooth error."""
 
