@@ -389,7 +389,7 @@ class _Backward:
 
     def step(self, t: float, h: float, a: torch.Tensor, k1: torch.Tensor, ft):
         """One step of size ``h`` (signed) from ``(t, a)``: ``(a1, err, stage values A,
-        stage solutions Ua)``; `g_update` gives $g_1 - g$ once the step is accepted."""
+        stage solutions Ua)``, from which `g_parts` gives $g_1 - g$ and its error estimate."""
         m, F = self.m, self.F
         Fat = ft[0]
         hg = h * self.gamma
