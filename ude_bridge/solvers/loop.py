@@ -193,6 +193,11 @@ def integrate(
         else:
             k1 = k1.view(shape)
         if adaptive:
+            if last and hs < h and h_next >= hs:
+                # a final step cut short to land on t1 says nothing against the step the
+                # controller chose: a continuing solve (the adjoint's next save interval)
+                # starts from that one, not from the cut step grown by at most qmax
+                h_next = max(h_next, h)
             h = min(h_next, span)
         if opts.dtmin and h < opts.dtmin and not last:
             code = "DtLessThanMin"
