@@ -64,6 +64,9 @@ def test_a_misspelt_method_is_refused_with_a_suggestion_before_julia_starts(no_j
 def test_sensealg_names_map_with_an_optional_vjp():
     assert jb._sensealg("backprop", "w") == ("backprop", "EnzymeVJP")
     assert jb._sensealg("GaussAdjoint(ReverseDiffVJP)", "w") == ("GaussAdjoint", "ReverseDiffVJP")
+    # the torch backend's checkpointed interpolating adjoint has the same name here
+    name = "InterpolatingAdjoint(checkpointing=true)"
+    assert jb._sensealg(name, "w") == (name, "EnzymeVJP")
     with pytest.raises(InputError, match="Did you mean 'GaussAdjoint'"):
         jb._sensealg("gaussadjoint", "w")
     with pytest.raises(InputError, match="unknown VJP 'Tracker'"):

@@ -143,6 +143,8 @@ function sensitivity(name::AbstractString, vjp::AbstractString = "EnzymeVJP")
     name == "auto" && return nothing
     name == "backprop" && return ReverseDiffAdjoint()
     name == "adjoint" && return sensitivity("InterpolatingAdjoint", vjp)
+    name == "InterpolatingAdjoint(checkpointing=true)" &&
+        return InterpolatingAdjoint(; autojacvec = vjp_choice(vjp), checkpointing = true)
     if name in ADJOINTS
         ctor = getproperty(SciMLSensitivity, Symbol(name))
         return ctor(; autojacvec = vjp_choice(vjp))

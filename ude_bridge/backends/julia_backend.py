@@ -98,6 +98,7 @@ SENSEALGS: dict[str, str] = {
     "adjoint": "InterpolatingAdjoint (continuous adjoint, EnzymeVJP)",
     "auto": "SciMLSensitivity's default choice",
     "InterpolatingAdjoint": "continuous adjoint with interpolated forward solution",
+    "InterpolatingAdjoint(checkpointing=true)": "the same, u kept at the save times only",
     "GaussAdjoint": "continuous adjoint with Gauss-Kronrod quadrature (fast)",
     "BacksolveAdjoint": "continuous adjoint solving the state backwards",
     "QuadratureAdjoint": "continuous adjoint with stored forward solution",
@@ -362,6 +363,8 @@ def _flat_params(problem: ODEProblem, code: JuliaCode, where: str) -> torch.Tens
 
 def _sensealg(name: str, where: str) -> tuple[str, str]:
     base, vjp = name, "EnzymeVJP"
+    if name in SENSEALGS:  # a whole name, brackets and all (checkpointing=true)
+        return base, vjp
     if name.endswith(")") and "(" in name:
         base, vjp = name[:-1].split("(", 1)
     if base not in SENSEALGS:
