@@ -13,12 +13,10 @@ data raise `InputError` naming the trajectory, row, line or column at fault.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import operator
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 import torch
 
 from ._checks import did_you_mean, fmt_shape
+from ._io import atomic_write
 from .errors import BackendUnavailableError, InputError
 
 __all__ = ["Trajectories"]
@@ -601,7 +600,7 @@ class Trajectories:
                     cells = ["" if v != v else repr(v) for v in row]  # v != v: NaN
                     out.writerow([name, repr(tv), *cells])
 
-        _atomic_write(Path(path), write, binary=False, where=where)
+        atomic_write(path, write, binary=False, where=where)
 
     def save_npz(self, path: str | os.PathLike) -> None:
         """Write an NPZ archive that `from_npz` reads back, atomically.
@@ -632,7 +631,7 @@ class Trajectories:
         def write(fh: Any) -> None:
             np.savez(fh, **arrays)
 
-        _atomic_write(Path(path), write, binary=True, where="Trajectories.save_npz")
+        atomic_write(path, write, binary=True, where="Trajectories.save_npz")
 
 
 # ================================================================================= helpers
@@ -1122,28 +1121,3 @@ def _read_npz(path: Path, where: str) -> dict[str, np.ndarray]:
             return {key: loaded[key] for key in loaded.files}
         except ValueError as exc:  # object arrays need pickle, which is never allowed here
             raise InputError(f"{where}: cannot read the archive without pickle ({exc}).") from None
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None], *, binary: bool, where: str) -> None:
-    """Write through a temporary file in the target's folder, then rename over the target, so a
-    reader never sees a half-written file."""
-    folder = path.parent
-    if not folder.is_dir():
-        raise InputError(f"{where}: the folder {str(folder)!r} does not exist. Create it first.")
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        if binary:
-            fh = os.fdopen(fd, "wb")
-        else:
-            fh = os.fdopen(fd, "w", newline="", encoding="utf-8")
-        with fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

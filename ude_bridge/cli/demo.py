@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .._io import atomic_write
+
 __all__ = ["SYSTEMS", "DemoSystem", "generate_data", "make_config"]
 
 
@@ -209,12 +211,14 @@ def _solve_truth(system: DemoSystem, t: np.ndarray) -> np.ndarray:
 
 
 def _write_csv(path: Path, t: np.ndarray, u: np.ndarray, states: tuple[str, ...]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    def write(fh) -> None:
         out = csv.writer(fh, lineterminator="\n")
         out.writerow(["trajectory", "t", *states])
         for r in range(u.shape[0]):
             for i, ti in enumerate(t):
                 out.writerow([r, f"{ti:.10g}", *(repr(float(v)) for v in u[r, i])])
+
+    atomic_write(path, write, where="ude-bridge demo", make_folder=True)
 
 
 def generate_data(

@@ -517,11 +517,14 @@ def cmd_solve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         [repr(float(ti)), *(repr(float(v)) for v in ui)] for ti, ui in zip(t, u, strict=False)
     ]
     if args.out:
-        out = Path(args.out)
-        if out.parent and not out.parent.exists():
-            out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh, lineterminator="\n").writerows(rows)
+        from .._io import atomic_write
+
+        atomic_write(
+            Path(args.out),
+            lambda fh: csv.writer(fh, lineterminator="\n").writerows(rows),
+            where="ude-bridge solve",
+            make_folder=True,
+        )
     else:
         csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
     if not sol.success:

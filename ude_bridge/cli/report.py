@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .._io import atomic_write_text
+
 __all__ = [
     "plot_fit",
     "plot_forecast",
@@ -542,9 +544,9 @@ def write_report(run_path: str | Path) -> tuple[Path, Path]:
     names = set(files) | {"report.md", "report.html"}
     doc.p(", ".join(f"`{f}`" for f in sorted(names)))
     md = run / "report.md"
-    md.write_text(doc.markdown(), encoding="utf-8")
+    atomic_write_text(md, doc.markdown(), where="report")
     page = run / "report.html"
-    page.write_text(doc.html(title), encoding="utf-8")
+    atomic_write_text(page, doc.html(title), where="report")
     return md, page
 
 

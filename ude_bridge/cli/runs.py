@@ -28,6 +28,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write_text
 from .config import ConfigError
 
 __all__ = [
@@ -86,17 +87,12 @@ class RunFolder:
     def save_record(self, **updates: Any) -> None:
         """Merge ``updates`` into ``run.json`` and write it (atomically)."""
         self.record.update(updates)
-        tmp = self.path / f".{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
-        os.replace(tmp, self.path / RUN_FILE)
+        text = json.dumps(self.record, indent=2, default=str) + "\n"
+        atomic_write_text(self.path / RUN_FILE, text, where="run folder")
 
     def write_text(self, name: str, text: str) -> Path:
         """Write a text file in the folder (atomically) and return its path."""
-        target = self.path / name
-        tmp = self.path / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-        return target
+        return atomic_write_text(self.path / name, text, where="run folder")
 
     def store_data(self, source: str | os.PathLike) -> dict[str, Any]:
         """Copy the data file in as ``data.csv`` (or, above `COPY_LIMIT`, only record it).

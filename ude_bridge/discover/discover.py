@@ -24,6 +24,7 @@ import sympy
 import torch
 
 from .._checks import did_you_mean
+from .._io import atomic_write_text
 from ..errors import InputError, UnknownSymbolError
 from .library import Library, polynomial
 from .sampling import Samples, Source, samples_from
@@ -324,8 +325,9 @@ class Discovery:
             p = p / "discovery"
         json_path, tex_path = p.with_suffix(".json"), p.with_suffix(".tex")
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
-        tex_path.write_text(self.to_latex() + "\n")
+        text = json.dumps(self.as_dict(), indent=2) + "\n"
+        atomic_write_text(json_path, text, where="Discovery.save")
+        atomic_write_text(tex_path, self.to_latex() + "\n", where="Discovery.save")
         return json_path, tex_path
 
     def __repr__(self) -> str:

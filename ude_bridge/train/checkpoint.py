@@ -8,11 +8,12 @@ either the previous checkpoint or the new one, never a torn file.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .._io import atomic_write
 
 __all__ = ["atomic_save", "checkpoint_file", "load_checkpoint"]
 
@@ -25,19 +26,7 @@ def checkpoint_file(path: str | os.PathLike) -> Path:
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """`torch.save` ``obj`` to ``path`` atomically (temp file + fsync + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda fh: torch.save(obj, fh), binary=True, make_folder=True)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
