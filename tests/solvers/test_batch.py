@@ -94,3 +94,35 @@ def test_a_blow_up_in_one_trajectory_does_not_stop_the_others():
     assert abs(sol.u[1, -1, 0].item() - 1 / 3) < 1e-5  # u = 1/(1+t)
     assert abs(sol.u[0, 0, 0].item() - 2.0) < 1e-5  # reached before the blow-up
     assert torch.isnan(sol.u[0, -1, 0])
+
+
+# ---- dense output of a batch: sol(t) -------------------------------------------------
+@pytest.mark.parametrize("method", ["Tsit5", "Vern7", "BS3", "Rodas5P"])
+def test_batch_dense_output_equals_each_rows_own_dense_output(method):
+    # no saveat: dense output is kept; every row is interpolated on its own steps
+    u0 = torch.tensor([[0.44249296, 4.6280594], [1.0, 1.0], [3.0, 0.2]], dtype=torch.float64)
+    p = torch.tensor([[1.3, 0.9, 0.8, 1.8], [1.0, 1.0, 1.0, 1.0], [1.5, 1.0, 3.0, 1.0]])
+    p = p.to(torch.float64)
+    sol = ub.solve(ub.ODEProblem(lv_params, u0, (0.0, 3.0), p), method, rtol=1e-8, atol=1e-8)
+    tq = torch.tensor([0.0, 0.37, 1.5, 2.99, 3.0], dtype=torch.float64)
+    got = sol(tq)
+    assert got.shape == (3, 5, 2) and sol(1.5).shape == (3, 2)
+    for i in range(3):
+        one = ub.solve(
+            ub.ODEProblem(lv_params, u0[i], (0.0, 3.0), p[i]), method, rtol=1e-8, atol=1e-8
+        )
+        torch.testing.assert_close(got[i], one(tq), rtol=1e-9, atol=1e-11)
+
+
+def test_batch_dense_output_agrees_with_saveat_and_carries_gradients():
+    u0 = torch.tensor([[0.44249296, 4.6280594], [1.0, 1.0]], dtype=torch.float64)
+    p = torch.tensor([[1.3, 0.9, 0.8, 1.8], [1.5, 1.0, 3.0, 1.0]], dtype=torch.float64)
+    p.requires_grad_(True)
+    tq = torch.tensor([0.25, 1.0, 2.5], dtype=torch.float64)
+    prob = ub.ODEProblem(lv_params, u0, (0.0, 3.0), p)
+    dense = ub.solve(prob, "Tsit5", rtol=1e-8, atol=1e-8)(tq)
+    saved = ub.solve(prob, "Tsit5", saveat=tq, rtol=1e-8, atol=1e-8).u
+    torch.testing.assert_close(dense, saved, rtol=1e-12, atol=1e-12)
+    (g_dense,) = torch.autograd.grad(dense.square().sum(), p)
+    (g_saved,) = torch.autograd.grad(saved.square().sum(), p)
+    torch.testing.assert_close(g_dense, g_saved, rtol=1e-10, atol=1e-10)

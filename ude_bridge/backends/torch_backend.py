@@ -117,7 +117,17 @@ class TorchBackend:
         loop = integrate_batch if problem.batched else integrate
         if options["sensealg"] in ADJOINTS and _needs_grad(problem):
             return self._adjoint(problem, method, m, loop, opts, options)
+        recorder = None
+        if problem.batched and options["dense"]:
+            # the batch loop keeps no steps itself: a recorder keeps every attempted step
+            # and the rows' acceptances, for ``sol(t)``
+            from ..solvers.forward_dense import DenseRecorder
+
+            m = recorder = DenseRecorder(m, keep_graph=True)
         res = loop(m, problem.f, problem.params, u0, t0, t1, options["saveat"], opts)
+        interpolant = res.interpolant
+        if recorder is not None:
+            interpolant = _batch_interpolant(recorder, t0, t1, u0.shape, res.t_reached)
         return ODESolution(
             t=res.t,
             u=res.u,
@@ -128,7 +138,7 @@ class TorchBackend:
             method=method,
             backend=self.name,
             retcodes=res.retcodes,
-            interpolant=res.interpolant,
+            interpolant=interpolant,
             tspan=problem.tspan,
         )
 
@@ -262,3 +272,16 @@ class TorchBackend:
         return adjoint_solve(
             solve_forward, solve_backward, problem.f, problem.u0, problem.params, ts
         )
+
+
+def _batch_interpolant(recorder, t0: float, t1: float, shape, t_reached):
+    """``sol(t)`` of a batch: ``(T,)`` float64 times -> ``(B, T, n)``, each row on its own
+    steps (a row that stopped early extrapolates from its last step)."""
+    if not recorder.attempts:
+        return None
+    dense = recorder.solution(t0, t1, shape, t_reached)
+
+    def interpolant(tq: torch.Tensor) -> torch.Tensor:
+        return torch.stack([dense(float(t)) for t in tq.tolist()], 1)
+
+    return interpolant

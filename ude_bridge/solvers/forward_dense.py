@@ -61,10 +61,13 @@ class DenseRecorder:
 
     Args:
         method: the method object of the solve.
+        keep_graph: keep the batch stages' autograd graph (``sol(t)`` of a batch solve that
+            autograd records); the adjoint needs values only.
     """
 
-    def __init__(self, method: Any) -> None:
+    def __init__(self, method: Any, keep_graph: bool = False) -> None:
         self._method = method
+        self._keep_graph = keep_graph
         #: one trajectory: ``(t, h, y, y1, kept)`` of every accepted step, in order
         self.steps: list[tuple[float, float, torch.Tensor, torch.Tensor, Any]] = []
         #: a batch: ``(t (B, 1), h (B, 1), y (B, n), member, K)`` of every attempted step
@@ -96,7 +99,7 @@ class DenseRecorder:
         if m.has_extra:  # interpolation-only stages, which the loop fills only at save points
             m.extra(f, p, t, h, y, st)
         which, K = _split(m.keep(st))
-        self.attempts.append((t, h, y, which, K.detach()))
+        self.attempts.append((t, h, y, which, K if self._keep_graph else K.detach()))
         return y1, err
 
     def solution(self, t0: float, t1: float, shape: torch.Size, t_reached: Any) -> ForwardDense:
