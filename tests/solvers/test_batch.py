@@ -126,3 +126,17 @@ def test_batch_dense_output_agrees_with_saveat_and_carries_gradients():
     (g_dense,) = torch.autograd.grad(dense.square().sum(), p)
     (g_saved,) = torch.autograd.grad(saved.square().sum(), p)
     torch.testing.assert_close(g_dense, g_saved, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["Tsit5", "Vern7", "Vern9"])
+def test_batch_stats_count_every_evaluation_of_f_with_dense_output(method):
+    # Vern7/Vern9 evaluate interpolation-only stages for the kept dense output
+    calls = []
+
+    def counted(t, u, p):
+        calls.append(1)
+        return lotka_volterra(t, u, p)
+
+    u0 = torch.tensor([[0.44249296, 4.6280594], [1.0, 1.0]], dtype=torch.float64)
+    sol = ub.solve(ub.ODEProblem(counted, u0, (0.0, 3.0)), method)
+    assert sol.stats["nfev"] == len(calls)

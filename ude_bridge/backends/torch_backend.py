@@ -128,6 +128,7 @@ class TorchBackend:
         interpolant = res.interpolant
         if recorder is not None:
             interpolant = _batch_interpolant(recorder, t0, t1, u0.shape, res.t_reached)
+            res.stats["nfev"] += recorder.extra_nfev
         return ODESolution(
             t=res.t,
             u=res.u,

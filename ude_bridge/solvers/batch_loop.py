@@ -47,6 +47,7 @@ def integrate_batch(
         saveat = torch.tensor([t0, t1], dtype=f64)
     taus = ((saveat - t0) * d).to(device)
     T = taus.shape[0]
+    ones_n = torch.ones(n, 1, dtype=dtype, device=device)
     taus_sink = torch.cat([taus, taus[-1:]])  # the sink slot T reads the last save time
     out = y0.new_zeros(B, T + 1, n)  # column T: a sink for unused save slots
     rows_b = torch.arange(B, device=device).view(1, -1)
@@ -101,7 +102,10 @@ def integrate_batch(
         nsteps += 1
         if adaptive:
             sc = torch.maximum(y.detach().abs(), y1.detach().abs()).mul_(opts.rtol).add_(opts.atol)
-            en = torch.linalg.vector_norm(err.detach().div_(sc), dim=-1, keepdim=True)
+            # the row norms as one matrix product: a reduction over a short last axis
+            # (n = 2) is ~2x slower
+            r = err.detach().div_(sc)
+            en = torch.mm(r * r, ones_n).sqrt_()
             en = (en / math.sqrt(n)).to(f64)
             # error_order is read per step: a composite method may switch members
             acc, h_next, errold_new = ctrl.propose_batch(

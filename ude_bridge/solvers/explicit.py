@@ -135,7 +135,8 @@ class ExplicitRK:
         per row): $y_r + \\sum_q \\theta^q c_{q,r}$ by Horner, with the per-row polynomial
         coefficients $c_q = h \\sum_s d_{sq} k_s$ made by one matrix product."""
         B, n = y.shape
-        C = (self.DT @ st.K).view(self.Q, B, n) * h  # (Q, B, n)
+        # h spread over the flat (B*n) axis: a (B, 1) factor broadcast over n = 2 is ~2x slower
+        C = ((self.DT @ st.K) * h.expand(B, n).reshape(1, -1)).view(self.Q, B, n)
         return horner_slots(C, y, theta)
 
     def keep(self, st: _Stages) -> torch.Tensor:

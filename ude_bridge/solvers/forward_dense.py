@@ -73,6 +73,8 @@ class DenseRecorder:
         #: a batch: ``(t (B, 1), h (B, 1), y (B, n), member, K)`` of every attempted step
         self.attempts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any, Any]] = []
         self._last: tuple[float, float, torch.Tensor, torch.Tensor] | None = None
+        #: evaluations of ``f`` for interpolation-only stages made here (not by the loop)
+        self.extra_nfev = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._method, name)
@@ -98,6 +100,7 @@ class DenseRecorder:
         m = self._method
         if m.has_extra:  # interpolation-only stages, which the loop fills only at save points
             m.extra(f, p, t, h, y, st)
+            self.extra_nfev += m.S - m.s
         which, K = _split(m.keep(st))
         self.attempts.append((t, h, y, which, K if self._keep_graph else K.detach()))
         return y1, err
