@@ -46,6 +46,7 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from ..discover.discover import PYSR_OPTIONS, SINDY_OPTIONS
 from ..errors import InputError
 
 __all__ = [
@@ -70,29 +71,9 @@ class ConfigError(InputError):
 # Each key: (checker, default). A default of ``REQUIRED`` must be given; ``None`` is "absent".
 REQUIRED = object()
 
-_SINDY_KEYS = (
-    "optimizers",
-    "criterion",
-    "tolerance",
-    "n_folds",
-    "ensemble",
-    "n_thresholds",
-    "select",
-    "trajectory_tolerance",
-)
-_PYSR_KEYS = (
-    "binary_operators",
-    "unary_operators",
-    "maxsize",
-    "maxdepth",
-    "populations",
-    "population_size",
-    "niterations",
-    "timeout",
-    "parsimony",
-    "model_selection",
-    "extra",
-)
+# the [discover] keys are ``discover``'s own option names (one list, never out of step)
+_SINDY_KEYS = tuple(SINDY_OPTIONS)
+_PYSR_KEYS = PYSR_OPTIONS
 
 
 def _is_str(v: Any) -> bool:
