@@ -181,6 +181,21 @@ def _fd(f: Field, p: Any, tt, y: torch.Tensor, f0: torch.Tensor) -> torch.Tensor
     return torch.stack(cols, -1)
 
 
+def _prefer_complex(
+    complex_jac: Callable[[], torch.Tensor], ref: torch.Tensor, ref_mode: str
+) -> tuple[torch.Tensor, str, bool]:
+    """Try the complex step against the reference Jacobian ``ref`` (autograd or differences):
+    where they agree, the complex step becomes the mode (and, over differences, the
+    Jacobian). Returns ``(J, mode, whether the complex evaluation ran)``."""
+    try:
+        Jc = complex_jac()
+    except _FAILURES:
+        return ref, ref_mode, False
+    if _agree(Jc, ref, _CS_AGREE_AD if ref_mode != "fd" else _CS_AGREE_FD):
+        return (Jc if ref_mode == "fd" else ref), "complex", True
+    return ref, ref_mode, True
+
+
 def _agree(J: torch.Tensor, ref: torch.Tensor, tol: float) -> bool:
     J, ref = J.detach(), ref.detach()
     tol = max(tol, 1e4 * torch.finfo(ref.dtype).eps)  # float32: ~1e-3
@@ -284,15 +299,10 @@ def _choose(f: Field, p: Any, tt, y: torch.Tensor, f0, state: JacobianState, gra
         state.autonomous = False  # no autograd path: assume f depends on t
         ref, ref_mode = _fd(f, p, tt, y, f0), "fd"
         nfev += n
-    try:
-        Jc, _ = _complex_copies(f, p, tt, y, state, f0)
-        nfev += 1
-        if _agree(Jc, ref, _CS_AGREE_AD if ref_mode != "fd" else _CS_AGREE_FD):
-            if ref_mode == "fd":
-                ref = Jc
-            ref_mode = "complex"
-    except _FAILURES:
-        nfev += 1
+    ref, ref_mode, _ = _prefer_complex(
+        lambda: _complex_copies(f, p, tt, y, state, f0)[0], ref, ref_mode
+    )
+    nfev += 1  # one complex evaluation, or the one that failed
     state.mode = ref_mode
     if not graph:
         ref = ref.detach()
@@ -340,15 +350,8 @@ def jacobian_batch(
         state.autonomous = False
         ref, ref_mode = _fd(f, p, t, y, f0), "fd"
         nfev += n
-    try:
-        Jc = _complex_columns(f, p, t, y, state)
-        nfev += n
-        if _agree(Jc, ref, _CS_AGREE_AD if ref_mode != "fd" else _CS_AGREE_FD):
-            if ref_mode == "fd":
-                ref = Jc
-            ref_mode = "complex"
-    except _FAILURES:
-        nfev += 1
+    ref, ref_mode, ran = _prefer_complex(lambda: _complex_columns(f, p, t, y, state), ref, ref_mode)
+    nfev += n if ran else 1  # one complex evaluation per column, or the one that failed
     state.mode = ref_mode
     return (ref if graph else ref.detach()), nfev
 
