@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["DenseRecorder", "ForwardDense"]
+__all__ = ["DenseRecorder", "ForwardDense", "SingleDense"]
 
 F64 = torch.float64
 
@@ -109,7 +109,7 @@ class DenseRecorder:
         """The recorded solution as a `ForwardDense` (``t_reached``: the loop's end time(s))."""
         if self.attempts:
             return _BatchDense(self._method, self.attempts, t0, t1, t_reached)
-        return _SingleDense(self._method, self.steps, t0, t1, shape)
+        return SingleDense(self._method, self.steps, t0, t1, shape)
 
 
 class ForwardDense:
@@ -124,7 +124,10 @@ class ForwardDense:
         raise NotImplementedError
 
 
-class _SingleDense(ForwardDense):
+class SingleDense(ForwardDense):
+    """One trajectory's dense output from its accepted steps ``(t, h, y, y1, kept)``: the
+    adjoint's ``u(t)`` and, through `ude_bridge.solvers.loop`, ``sol(t)``."""
+
     def __init__(self, method: Any, steps: list, t0: float, t1: float, shape) -> None:
         self.method, self.steps, self.shape = method, steps, shape
         self.d = 1.0 if t1 >= t0 else -1.0
@@ -134,9 +137,13 @@ class _SingleDense(ForwardDense):
         i = bisect.bisect_right(self.keys, self.d * t) - 1
         return min(max(i, 0), len(self.steps) - 1)
 
-    def __call__(self, t: float) -> torch.Tensor:
+    def __call__(self, t: float, clamp: bool = False) -> torch.Tensor:
+        """``u(t)``; ``theta`` is within round-off of [0, 1] inside the solve, and
+        ``clamp`` pins it there (``sol(t)`` at the ends of ``tspan``)."""
         ts, h, y, y1, kept = self.steps[self._index(t)]
-        theta = (t - ts) / h  # not clamped: within round-off of [0, 1] inside the solve
+        theta = (t - ts) / h
+        if clamp:
+            theta = min(max(theta, 0.0), 1.0)
         return self.method.dense([theta], h, y, y1, _Kept(kept)).view(self.shape)
 
     def step_size(self, t: float) -> float:

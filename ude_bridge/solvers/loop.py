@@ -16,6 +16,7 @@ import torch
 
 from ..solution import RETCODES
 from .controllers import PIController, initial_step
+from .forward_dense import SingleDense
 
 __all__ = ["LoopOptions", "LoopResult", "integrate"]
 
@@ -226,21 +227,9 @@ def _make_interpolant(method: Any, steps, shape, t0: float, t1: float):
     """Dense output over the whole solve from the kept steps (start, h, y, y1, stages)."""
     if not steps:
         return None
-    starts = [s[0] for s in steps]
-    d = 1.0 if t1 > t0 else -1.0
-    keys = torch.tensor(starts, dtype=torch.float64) * d
-
-    class _St:  # what `method.dense` reads of a kept step
-        def __init__(self, K):
-            self.K = K
+    dense = SingleDense(method, steps, t0, t1, shape)
 
     def interpolant(tq: torch.Tensor) -> torch.Tensor:
-        idx = (torch.searchsorted(keys, tq * d, right=True) - 1).clamp(0, len(steps) - 1)
-        out = []
-        for i, tv in zip(idx.tolist(), tq.tolist(), strict=True):
-            t, h, y, y1, K = steps[i]
-            theta = min(max((tv - t) / h, 0.0), 1.0)
-            out.append(method.dense([theta], h, y, y1, _St(K)))
-        return torch.cat(out, 0).view(-1, *shape)
+        return torch.stack([dense(t, clamp=True) for t in tq.tolist()])
 
     return interpolant
