@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from ..errors import UnknownMethodError
+from .method import Kept
 from .registry import STIFF
 
 __all__ = ["AutoSwitch", "AutoTsit5", "stability_boundary"]
@@ -266,20 +267,13 @@ class AutoSwitch:
         if isinstance(st, _AutoStages):
             return self.active.dense(theta, h, y, y1, st.subs[self.which])
         which, K = st.K  # a step kept by `keep`
-        return self.methods[which].dense(theta, h, y, y1, _Kept(K))
+        return self.methods[which].dense(theta, h, y, y1, Kept(K))
 
     def dense_slots(self, theta, h, y, y1, st: _AutoStages) -> torch.Tensor:
         return self.active.dense_slots(theta, h, y, y1, st.subs[self.which])
 
     def keep(self, st: _AutoStages) -> tuple[int, Any]:
         return self.which, self.active.keep(st.subs[self.which])
-
-
-class _Kept:
-    __slots__ = ("K",)
-
-    def __init__(self, K: Any) -> None:
-        self.K = K
 
 
 class _AutoStages:

@@ -32,18 +32,11 @@ from typing import Any
 
 import torch
 
+from .method import Kept
+
 __all__ = ["DenseRecorder", "ForwardDense", "SingleDense"]
 
 F64 = torch.float64
-
-
-class _Kept:
-    """What a method's ``dense``/``dense_slots`` read of a kept step: its stages ``K``."""
-
-    __slots__ = ("K",)
-
-    def __init__(self, K: Any) -> None:
-        self.K = K
 
 
 def _split(kept: Any) -> tuple[int | None, torch.Tensor]:
@@ -144,7 +137,7 @@ class SingleDense(ForwardDense):
         theta = (t - ts) / h
         if clamp:
             theta = min(max(theta, 0.0), 1.0)
-        return self.method.dense([theta], h, y, y1, _Kept(kept)).view(self.shape)
+        return self.method.dense([theta], h, y, y1, Kept(kept)).view(self.shape)
 
     def step_size(self, t: float) -> float:
         return abs(self.steps[self._index(t)][1])
@@ -202,7 +195,7 @@ class _BatchDense(ForwardDense):
         out = None
         for w in members:
             m = self.method if w is None else self.method.methods[w]
-            val = m.dense_slots(theta, h, y, y, _Kept(K[: m.S]))[0]
+            val = m.dense_slots(theta, h, y, y, Kept(K[: m.S]))[0]
             if out is None:
                 out = val
             else:  # rows whose step was taken by another member of a composite

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import torch
 
-__all__ = ["AbstractMethod", "AbstractStages", "horner_slots"]
+__all__ = ["AbstractMethod", "AbstractStages", "Kept", "horner_slots"]
 
 
 class AbstractStages(Protocol):
@@ -83,6 +83,16 @@ class AbstractMethod(Protocol):
         """What whole-solve dense output keeps of an accepted step (passed back to ``dense``
         as an object with attribute ``K``)."""
         ...
+
+
+class Kept:
+    """A kept step as ``dense``/``dense_slots`` read it: an object whose ``K`` holds what the
+    method's ``keep`` returned (its stages)."""
+
+    __slots__ = ("K",)
+
+    def __init__(self, K: Any) -> None:
+        self.K = K
 
 
 def horner_slots(C: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
