@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import linecache
 from collections.abc import Callable, Mapping, Sequence
@@ -394,7 +395,10 @@ def torch_rhs(
     Returns:
         ``f(t, u, p)``; ``u`` is ``(..., n)`` and the result has ``u``'s shape (for
         ``"outputs"``: ``(..., k)`` with ``k`` the number of network outputs). The generated
-        code is in ``f.source``.
+        code is in ``f.source``. A ``"full"`` function also has ``f.make_vjp()``: it
+        generates (once) ``vjp(t, u, p, v) -> (f, v^T df/du, v^T df/dp)`` by
+        `ude_bridge.codegen.to_torch_vjp`, or gives None where that cannot be done; the
+        backsolve adjoint calls it.
 
     Raises:
         InputError: the wrong number of inputs or modules, or an untranslatable expression.
@@ -421,5 +425,9 @@ def torch_rhs(
     rhs = namespace["_build"](tuple(inputs), modules, tuple(constants))
     rhs.source = source
     rhs.system = system  # lets the Julia backend generate the same system in Julia
+    if part == "full":  # the adjoint's v^T df/d(u, p) without autograd, built on demand
+        from .to_torch_vjp import torch_vjp
+
+        rhs.make_vjp = functools.cache(lambda: torch_vjp(system, inputs=inputs))
     rhs.__qualname__ = rhs.__name__ = f"rhs_{part}"
     return rhs
