@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 
@@ -49,6 +50,16 @@ def stiff_method(name: str, dtype: torch.dtype, device: torch.device):
     from ..solvers.rosenbrock import Rosenbrock
 
     return Rosenbrock(stiff_tableau(name), dtype, device)
+
+
+def jacobian_of(problem: ODEProblem) -> Callable | None:
+    """``problem.jac``; else the Jacobian a model's right-hand side generates
+    (``f.make_jac()``, `ude_bridge.codegen.to_torch_derivatives`); else None (the stiff
+    methods then choose the complex step or autograd)."""
+    if problem.jac is not None:
+        return problem.jac
+    make_jac = getattr(problem.f, "make_jac", None)
+    return make_jac() if make_jac is not None else None
 
 
 def method_object(method: str, dtype: torch.dtype, device: torch.device, jac=None):
@@ -100,7 +111,7 @@ class TorchBackend:
             from ..solvers.rosenbrock import check_precision
 
             check_precision(u0.dtype, options["rtol"], str(method))
-        m = method_object(method, u0.dtype, u0.device, problem.jac)
+        m = method_object(method, u0.dtype, u0.device, jacobian_of(problem))
         atol = options["atol"]
         if isinstance(atol, torch.Tensor):
             atol = atol.to(dtype=u0.dtype, device=u0.device)
@@ -225,7 +236,7 @@ class TorchBackend:
             atol=fwd_opts.atol,
             max_steps=fwd_opts.max_steps,
             dtmin=fwd_opts.dtmin,
-            jac=problem.jac,
+            jac=jacobian_of(problem),
         )
         return interpolating_adjoint_solve(
             solve_forward,

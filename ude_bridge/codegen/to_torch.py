@@ -395,10 +395,11 @@ def torch_rhs(
     Returns:
         ``f(t, u, p)``; ``u`` is ``(..., n)`` and the result has ``u``'s shape (for
         ``"outputs"``: ``(..., k)`` with ``k`` the number of network outputs). The generated
-        code is in ``f.source``. A ``"full"`` function also has ``f.make_vjp()``: it
-        generates (once) ``vjp(t, u, p, v) -> (f, v^T df/du, v^T df/dp)`` by
-        `ude_bridge.codegen.to_torch_vjp`, or gives None where that cannot be done; the
-        backsolve adjoint calls it.
+        code is in ``f.source``. A ``"full"`` function also has ``f.make_vjp()`` and
+        ``f.make_jac()``: they generate (once) ``vjp(t, u, p, v) -> (f, v^T df/du,
+        v^T df/dp)`` and ``jac(t, u, p) -> df/du`` by
+        `ude_bridge.codegen.to_torch_derivatives`, or give None where that cannot be
+        done; the backsolve adjoint and the stiff methods call them.
 
     Raises:
         InputError: the wrong number of inputs or modules, or an untranslatable expression.
@@ -425,9 +426,10 @@ def torch_rhs(
     rhs = namespace["_build"](tuple(inputs), modules, tuple(constants))
     rhs.source = source
     rhs.system = system  # lets the Julia backend generate the same system in Julia
-    if part == "full":  # the adjoint's v^T df/d(u, p) without autograd, built on demand
-        from .to_torch_vjp import torch_vjp
+    if part == "full":  # derivatives as generated code, built on demand
+        from .to_torch_derivatives import torch_jac, torch_vjp
 
         rhs.make_vjp = functools.cache(lambda: torch_vjp(system, inputs=inputs))
+        rhs.make_jac = functools.cache(lambda: torch_jac(system, inputs=inputs))
     rhs.__qualname__ = rhs.__name__ = f"rhs_{part}"
     return rhs

@@ -13,8 +13,10 @@ at every save time and $g(t_0) = \\partial L/\\partial p$, $a(t_0) = \\partial L
 Between save times it is a *checkpointed backsolve*: $u$ restarts from the forward solution
 stored at each save time, so the backward solve never drifts from the forward trajectory by
 more than one interval, and memory is $O(T)$, independent of the number of steps. The
-vector-Jacobian products $a^\\top \\partial f/\\partial(u, p)$ come from one reverse pass of
-autograd through ``f`` per evaluation.
+vector-Jacobian products $a^\\top \\partial f/\\partial(u, p)$ come from ``f.make_vjp()``
+where ``f`` has one (a model's generated right-hand side: straight-line code,
+`ude_bridge.codegen.to_torch_derivatives`), else from one reverse pass of autograd through ``f``
+per evaluation.
 
 A batch ``(B, n)`` with shared parameters is solved backwards as one flat system (all
 trajectories on the same save grid), so parameter gradients sum over trajectories.
@@ -112,7 +114,7 @@ class _Adjoint(torch.autograd.Function):
         vjp = make_vjp() if make_vjp is not None else None
         skipped = getattr(vjp, "without_grad", frozenset())
         if vjp is not None and _flat(spec, len(leaves)) and not skipped.intersection(idx):
-            # f.make_vjp() (generated for models: `ude_bridge.codegen.to_torch_vjp`) gives f
+            # f.make_vjp() (generated for models: `ude_bridge.codegen.to_torch_derivatives`) gives f
             # and both products as straight-line code, ~2x cheaper than recording f and
             # running autograd's reverse pass
             aug = _generated_aug(vjp, pytree.tree_unflatten(leaves, spec), idx, shape, m)

@@ -23,7 +23,7 @@ from tests.codegen.test_to_torch import mlp_spec as _mlp_spec
 from ude_bridge.codegen.parse import parse_expression
 from ude_bridge.codegen.system import ACTIVATIONS, NetworkSpec
 from ude_bridge.codegen.to_torch import torch_rhs
-from ude_bridge.codegen.to_torch_vjp import torch_vjp
+from ude_bridge.codegen.to_torch_derivatives import torch_jac, torch_vjp
 
 TOL = {"rtol": 1e-12, "atol": 1e-12}
 
@@ -211,3 +211,126 @@ def test_adjoint_with_the_generated_vjp_uses_no_autograd_and_matches(monkeypatch
     for g, a, b in zip(generated, autograd_adjoint, backprop, strict=True):
         torch.testing.assert_close(g, a, rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(g, b, rtol=1e-5, atol=1e-8)
+
+
+# ------------------------------------------------------------------ Jacobian
+def jacobian_reference(f, t, u, p):
+    """``(..., n, n)`` by autograd, row by row."""
+    uu = u.detach().clone().requires_grad_(True)
+    out = f(t, uu, p)
+    if not out.requires_grad:  # f does not depend on u
+        return torch.zeros(*u.shape, u.shape[-1], dtype=u.dtype)
+    rows = [
+        torch.autograd.grad(out[..., i].sum(), uu, retain_graph=True, allow_unused=True)[0]
+        for i in range(u.shape[-1])
+    ]
+    rows = [torch.zeros_like(u) if r is None else r for r in rows]
+    return torch.stack(rows, -2)
+
+
+def assert_jacobian_matches(system, shape, *, inputs=(), dtype=torch.float64, tol=TOL):
+    f, jac = torch_rhs(system, inputs=inputs), torch_jac(system, inputs=inputs)
+    assert jac is not None
+    u = torch.tensor(random_states(system, shape), dtype=dtype)
+    p = net_params(system, dtype)
+    t = torch.tensor(0.37, dtype=torch.float64)
+    got = jac(t, u, p)
+    assert got.shape == (*shape, system.n_states, system.n_states)
+    torch.testing.assert_close(got, jacobian_reference(f, t, u, p), **tol)
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if n != "many_functions"])
+@pytest.mark.parametrize("shape", [(), (7,), (3, 4)])
+def test_jacobian_of_known_physics_matches_autograd(name, shape):
+    assert_jacobian_matches(MODELS[name], shape)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("shape", [(), (5,)])
+def test_jacobian_with_an_mlp_of_every_activation(activation, shape):
+    net = mlp_spec(["x", "y"], ["U1", "U2"], (2, 6, 5, 2), activation)
+    system = make_system(
+        ["x", "y"], {"a": 1.3, "d": 1.8}, {"x": "a*x + U1", "y": "-d*y + U2"}, networks=[net]
+    )
+    assert_jacobian_matches(system, shape)
+
+
+@pytest.mark.parametrize("shape", [(), (6,), (2, 3)])
+def test_jacobian_with_expression_inputs_scaling_and_nonlinear_outputs(shape):
+    net = mlp_spec(
+        ["x*y", "sin(t)", "z"],
+        ["U1", "U2"],
+        (3, 4, 2),
+        "softplus",
+        shift=np.array([0.5, 0.0, -1.0]),
+        scale=np.array([2.0, 0.5, 3.0]),
+        out=np.array([0.1, 4.0]),
+    )
+    reordered = mlp_spec(["y", "x"], ["U3"], (2, 3, 1), "tanh")
+    system = make_system(
+        ["x", "y", "z"],
+        {"k": 0.7, "c": 2.0},
+        {"x": "-k*x + U1^2", "y": "exp(-U2)*y - c*x + U3", "z": "U1*U2 + sin(z)"},
+        networks=[net, reordered],
+        positive=["k"],
+    )
+    assert_jacobian_matches(system, shape)
+
+
+def test_jacobian_with_forcing_and_a_mismatched_output_count():
+    # one output feeding two equations with constant coefficients: dg/dU = [[2], [-1]]
+    net = mlp_spec(["x", "y"], ["U1"], (2, 5, 1), "gelu")
+    system = make_system(
+        ["x", "y"],
+        {"a": 0.4},
+        {"x": "-a*x*F + 2*U1", "y": "F*y - U1"},
+        networks=[net],
+        inputs=["F"],
+    )
+    assert_jacobian_matches(system, (4,), inputs=[lambda t: torch.cos(t)])
+
+
+def test_jacobian_float32_and_unsupported_forms():
+    net = mlp_spec(["x", "y"], ["U1", "U2"], (2, 8, 2), "tanh")
+    system = make_system(["x", "y"], {"a": 1.0}, {"x": "a*x + U1", "y": "U2"}, networks=[net])
+    assert_jacobian_matches(system, (3,), dtype=torch.float32, tol={"rtol": 1e-5, "atol": 1e-5})
+    assert torch_jac(MODELS["many_functions"]) is None
+
+
+def _stiff_ude():
+    return ub.UDE(
+        {"x": "-k1*x + U1", "y": "k1*x - k2*y + U2"},
+        params={"k1": 50.0, "k2": 1000.0},
+        positive=("k2",),
+        network=ub.MLP(["x", "y"], ["U1", "U2"], hidden=(6,), activation="tanh", seed=1),
+    )
+
+
+@pytest.mark.parametrize("method", ["Rodas5P", "Rosenbrock23"])
+def test_stiff_solve_of_a_model_uses_its_generated_jacobian(method, monkeypatch):
+    model = _stiff_ude()
+    rhs = model.rhs
+    jac = rhs.make_jac()
+    calls = []
+
+    def counting(t, u, p):
+        calls.append(1)
+        return jac(t, u, p)
+
+    monkeypatch.setattr(rhs, "make_jac", lambda: counting)
+    ts = torch.linspace(0.0, 1.0, 6, dtype=torch.float64)
+
+    def run(f):
+        prob = ub.ODEProblem(f, [1.0, 0.0], (0.0, 1.0), params=model.param_tensors())
+        sol = ub.solve(prob, method, saveat=ts, rtol=1e-8, atol=1e-10)
+        (sol.u**2).sum().backward()
+        grads = [p.grad.clone() for p in model.param_tensors() if p.requires_grad]
+        model.zero_grad()
+        return sol, grads
+
+    generated, g_generated = run(rhs)
+    assert len(calls) == generated.stats["njac"] > 0
+    autograd, g_autograd = run(lambda t, u, p: rhs(t, u, p))  # no make_jac: autograd
+    torch.testing.assert_close(generated.u, autograd.u, rtol=1e-9, atol=1e-14)
+    for a, b in zip(g_generated, g_autograd, strict=True):  # backprop through the stiff steps
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-12)
