@@ -65,8 +65,12 @@ class PIController:
         finite = torch.isfinite(err)
         e = torch.where(finite, err, torch.full_like(err, 1e10))
         accept = e <= 1.0
-        q11 = e.clamp_min(1e-300).pow(b1)
-        q_acc = (q11 / errold.pow(b2) / self.safety).clamp(1.0 / self.qmax, 1.0 / self.qmin)
+        # powers as exp(b log x): Tensor.pow with a float exponent is not vectorised on
+        # CPU (~3x slower for a batch of 16384)
+        q11 = e.clamp_min(1e-300).log_().mul_(b1).exp_()
+        q_acc = (q11 / errold.log().mul_(b2).exp_() / self.safety).clamp(
+            1.0 / self.qmax, 1.0 / self.qmin
+        )
         q_rej = (q11 / self.safety).clamp(max=1.0 / self.qmin)
         q = torch.where(accept, q_acc, q_rej)
         h_next = h / q

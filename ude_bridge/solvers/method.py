@@ -103,16 +103,29 @@ def horner_slots(C: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> torch
     Args:
         C: ``(Q, B, n)`` per-row coefficients.
         y: ``(B, n)`` the states at the start of the step.
-        theta: float64 ``(M, B)`` fractions of each row's step.
+        theta: float64 ``(M, B)`` fractions of each row's step, or ``(M, B, n)`` in the
+            state dtype, already spread over the state axis (the batch loop builds it so).
 
     Returns:
         ``(M, B, n)``. ``theta`` is expanded to ``(M, B, n)`` once: broadcasting a
         ``(M, B, 1)`` factor over a short last axis runs an elementwise loop of length ``n``
-        per row, ~10x slower than contiguous operands for ``n = 2``.
+        per row, ~10x slower than contiguous operands for ``n = 2``. Without autograd the
+        Horner steps write into one buffer (each ``(M, B, n)`` temporary is megabytes for
+        large batches, and memory traffic is what this costs).
     """
     Q, B, n = C.shape
-    th = theta.to(y.dtype).unsqueeze(-1).expand(theta.shape[0], B, n).contiguous()
-    acc = C[Q - 1].expand_as(th)
-    for q in range(Q - 2, -1, -1):
-        acc = torch.addcmul(C[q], th, acc)
-    return torch.addcmul(y, th, acc)
+    if theta.dim() == 3:
+        th = theta
+    else:
+        th = theta.to(y.dtype).unsqueeze(-1).expand(theta.shape[0], B, n).contiguous()
+    if Q == 1:
+        return torch.addcmul(y, th, C[0].expand_as(th))
+    if torch.is_grad_enabled() and (C.requires_grad or y.requires_grad or th.requires_grad):
+        acc = C[Q - 1].expand_as(th)
+        for q in range(Q - 2, -1, -1):
+            acc = torch.addcmul(C[q], th, acc)
+        return torch.addcmul(y, th, acc)
+    acc = torch.addcmul(C[Q - 2], th, C[Q - 1])
+    for q in range(Q - 3, -1, -1):
+        torch.addcmul(C[q], th, acc, out=acc)
+    return torch.addcmul(y, th, acc, out=acc)
