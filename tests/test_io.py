@@ -43,3 +43,20 @@ def test_binary_writes_and_created_folders(tmp_path):
 def test_a_missing_folder_is_named_in_the_error(tmp_path):
     with pytest.raises(InputError, match="save: the folder .*nope.* does not exist"):
         atomic_write_text(tmp_path / "nope" / "x.txt", "x", where="save")
+
+
+def test_ctrl_c_during_a_write_is_raised_after_the_file_is_in_place(tmp_path):
+    import signal
+
+    target = tmp_path / "checkpoint.bin"
+
+    def write(fh):
+        fh.write(b"first half ")
+        os.kill(os.getpid(), signal.SIGINT)  # delivered mid-write, as a user's Ctrl-C
+        fh.write(b"second half")
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, write, binary=True)
+    assert target.read_bytes() == b"first half second half"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.bin"]
