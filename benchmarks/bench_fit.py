@@ -99,7 +99,7 @@ def train_torchdiffeq(tdq, func, ts, data, schedule, adjoint):
                 loss = loss_fn()
                 loss.backward()
                 opt.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
         else:
             opt = torch.optim.LBFGS(
                 params,
