@@ -1,6 +1,8 @@
 """Benchmark: stiff solves, ude_bridge's Rosenbrock methods vs scipy (BDF, Radau, LSODA).
 
-One run, one table, ratios measured in the same run (the machine is shared: min and median
+One run, one table, ratios measured in the same run (the machine is shared: times are the
+CPU time of this thread, `time.thread_time`, which other processes' load inflates less than
+wall time; every library runs on one thread, so that is all the work; min and median
 of repeats are printed). Problems (float64, one CPU thread for every library):
 
 - ROBER (Robertson's kinetics) to t = 1e5, rtol = 1e-6, atol = 1e-10;
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import print_table, timeit  # noqa: E402
+from _common import print_table  # noqa: E402
 
 import ude_bridge as ub  # noqa: E402
 
@@ -99,6 +101,18 @@ PROBLEMS = {
     "ROBER t=1e5": (rober, rober_jac, rober_np, rober_jac_np, [1.0, 0.0, 0.0], 1e5, 1e-6, 1e-10),
     "VdP mu=1e3": (vdp, vdp_jac, vdp_np, vdp_jac_np, [2.0, 0.0], 3000.0, 1e-6, 1e-6),
 }
+
+
+def _cpu_time(fn, repeats: int) -> tuple[float, float]:
+    """(min, median) CPU time of this thread over ``repeats`` runs after one warm-up."""
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.thread_time()
+        fn()
+        ts.append(time.thread_time() - t0)
+    ts.sort()
+    return ts[0], ts[len(ts) // 2]
 
 
 def rel_err(u, ref) -> float:
@@ -198,9 +212,9 @@ def single_rows(name, repeats, quick):
         run()  # warm-up
     for _ in range(repeats):
         for key, (run, *_) in cases.items():
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             run()
-            times[key].append(time.perf_counter() - t0)
+            times[key].append(time.thread_time() - t0)
     for (lib, label), (run, stats, tol, atl) in cases.items():
         u, nfev, njac, nsteps = stats(run())
         ts = sorted(times[(lib, label)])
@@ -243,7 +257,7 @@ def batch_rows(N, repeats, n_seq, full):
     def ours():
         return ub.solve(prob, "Rodas5P", saveat=[T], rtol=rtol, atol=atol)
 
-    tmin, tmed = timeit(ours, repeats=max(2, repeats // 2))
+    tmin, tmed = _cpu_time(ours, repeats=max(2, repeats // 2))
     sol = ours()
     check = list(range(0, N, max(1, N // 16)))  # errors on 16 trajectories
     kl = k.tolist()
@@ -281,9 +295,9 @@ def batch_rows(N, repeats, n_seq, full):
             out.append(s.y[:, -1])
         return out
 
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     seq = sequential()
-    t_seq = time.perf_counter() - t0
+    t_seq = time.thread_time() - t0
     scale = N / n_run
     seq_err = max(rel_err(seq[i], r) for i, r in zip(check, refs, strict=True) if i < n_run)
     rows.append(

@@ -281,6 +281,46 @@ def test_a_jacobian_of_the_wrong_shape_is_reported():
         ub.solve(prob, "Rodas4")
 
 
+def test_a_solve_without_a_graph_hands_back_ordinary_tensors():
+    # the stages may run under torch.inference_mode; nothing the user gets may be an
+    # inference tensor (those refuse in-place updates and autograd outside the mode)
+    sol = ub.solve(
+        ub.ODEProblem(rober, [1.0, 0.0, 0.0], (0.0, 10.0)),
+        "Rodas5P",
+        saveat=[1.0, 10.0],
+        dense=True,
+    )
+    for out in (sol.u, sol(torch.tensor([0.5, 5.0], dtype=torch.float64))):
+        assert not out.is_inference()
+        out.add_(1.0)  # in place: fails on an inference tensor
+        assert out.clone().requires_grad_().sum().requires_grad
+
+
+def test_an_f_that_calls_autograd_itself_still_works():
+    # a stiff damped oscillator whose force is -dV/dq computed by autograd inside f (as in
+    # Hamiltonian models): f cannot run under inference mode, and the solve must notice
+    k, c = 500.0, 40.0
+
+    def by_autograd(t, u, p):
+        with torch.enable_grad():
+            q = u[..., :1].detach().requires_grad_(True)
+            (dv,) = torch.autograd.grad((0.5 * k * q**2).sum(), q)
+        return torch.cat([u[..., 1:], -dv - c * u[..., 1:]], -1)
+
+    def closed_form(t, u, p):
+        return torch.cat([u[..., 1:], -k * u[..., :1] - c * u[..., 1:]], -1)
+
+    ts = torch.linspace(0.0, 1.0, 5, dtype=torch.float64)
+    got, want = (
+        ub.solve(ub.ODEProblem(fn, [1.0, 0.0], (0.0, 1.0)), "Rodas5P", saveat=ts, rtol=1e-8)
+        for fn in (by_autograd, closed_form)
+    )
+    assert got.success
+    # the first f gets a finite-difference Jacobian, the second an exact one: they agree
+    # to the tolerance (atol 1e-6 by default), not to round-off
+    torch.testing.assert_close(got.u, want.u, rtol=1e-6, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------------
 # Batches
 # ---------------------------------------------------------------------------------------
