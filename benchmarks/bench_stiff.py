@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import print_table  # noqa: E402
+from _common import print_table, timeit  # noqa: E402
 
 import ude_bridge as ub  # noqa: E402
 
@@ -105,14 +105,7 @@ PROBLEMS = {
 
 def _cpu_time(fn, repeats: int) -> tuple[float, float]:
     """(min, median) CPU time of this thread over ``repeats`` runs after one warm-up."""
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.thread_time()
-        fn()
-        ts.append(time.thread_time() - t0)
-    ts.sort()
-    return ts[0], ts[len(ts) // 2]
+    return timeit(fn, repeats=repeats, clock=time.thread_time)
 
 
 def rel_err(u, ref) -> float:
