@@ -110,10 +110,8 @@ class _Adjoint(torch.autograd.Function):
         for j, i in enumerate(idx):
             leaves[i] = detached[j]
 
-        make_vjp = getattr(f, "make_vjp", None)
-        vjp = make_vjp() if make_vjp is not None else None
-        skipped = getattr(vjp, "without_grad", frozenset())
-        if vjp is not None and _flat(spec, len(leaves)) and not skipped.intersection(idx):
+        vjp = generated_vjp(f, spec, len(leaves), idx)
+        if vjp is not None:
             # f.make_vjp() (generated for models: `ude_bridge.codegen.to_torch_derivatives`) gives f
             # and both products as straight-line code, ~2x cheaper than recording f and
             # running autograd's reverse pass
@@ -138,6 +136,16 @@ class _Adjoint(torch.autograd.Function):
             out_p.append(g[offset : offset + size].view_as(x).to(x.dtype))
             offset += size
         return (None, None, None, None, None, None, None, grad_u0.to(u0.dtype), *out_p)
+
+
+def generated_vjp(f: Any, spec: Any, n_leaves: int, idx: list[int]) -> Callable | None:
+    """``f.make_vjp()`` (a model's generated ``vjp(t, u, p, v)``) where it serves these
+    parameters: a flat tuple of leaves, each one that needs a gradient covered; else None."""
+    make_vjp = getattr(f, "make_vjp", None)
+    vjp = make_vjp() if make_vjp is not None else None
+    if vjp is None or not _flat(spec, n_leaves):
+        return None
+    return None if getattr(vjp, "without_grad", frozenset()).intersection(idx) else vjp
 
 
 def _flat(spec: Any, n_leaves: int) -> bool:
