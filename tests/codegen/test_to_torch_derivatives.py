@@ -36,6 +36,19 @@ def mlp_spec(inputs, outputs, sizes, activation, **scaling):
     return _mlp_spec(ins, outs, sizes, activation, **scaling)
 
 
+def scaled_net(activation):
+    """An MLP on expressions of states and time, with input shift/scale and output scale."""
+    return mlp_spec(
+        ["x*y", "sin(t)", "z"],
+        ["U1", "U2"],
+        (3, 4, 2),
+        activation,
+        shift=np.array([0.5, 0.0, -1.0]),
+        scale=np.array([2.0, 0.5, 3.0]),
+        out=np.array([0.1, 4.0]),
+    )
+
+
 def reference(f, t, u, p, v):
     """``(f, v^T df/du, v^T df/dp)`` by autograd (None where f does not use an entry)."""
     uu = u.detach().clone().requires_grad_(True)
@@ -95,15 +108,7 @@ def test_mlp_of_every_activation_matches_autograd(activation, shape):
 def test_expression_inputs_scaling_and_nonlinear_use_of_outputs(shape):
     # inputs that are expressions of states and time, input shift/scale, output scale,
     # an output used nonlinearly and one used in two equations, a positive parameter
-    net = mlp_spec(
-        ["x*y", "sin(t)", "z"],
-        ["U1", "U2"],
-        (3, 4, 2),
-        "tanh",
-        shift=np.array([0.5, 0.0, -1.0]),
-        scale=np.array([2.0, 0.5, 3.0]),
-        out=np.array([0.1, 4.0]),
-    )
+    net = scaled_net("tanh")
     system = make_system(
         ["x", "y", "z"],
         {"k": 0.7, "c": 2.0},
@@ -257,15 +262,7 @@ def test_jacobian_with_an_mlp_of_every_activation(activation, shape):
 
 @pytest.mark.parametrize("shape", [(), (6,), (2, 3)])
 def test_jacobian_with_expression_inputs_scaling_and_nonlinear_outputs(shape):
-    net = mlp_spec(
-        ["x*y", "sin(t)", "z"],
-        ["U1", "U2"],
-        (3, 4, 2),
-        "softplus",
-        shift=np.array([0.5, 0.0, -1.0]),
-        scale=np.array([2.0, 0.5, 3.0]),
-        out=np.array([0.1, 4.0]),
-    )
+    net = scaled_net("softplus")
     reordered = mlp_spec(["y", "x"], ["U3"], (2, 3, 1), "tanh")
     system = make_system(
         ["x", "y", "z"],
