@@ -3,9 +3,10 @@
 Rows: a single solve (Tsit5, rtol = atol = 1e-6, 101 save points, float64, 1 thread) and
 batched solves (N = 1024 and 16384 initial conditions). Prints nfev, max error against a
 tight reference (scipy DOP853 at 1e-12 per trajectory, or a Vern9 batch at 1e-12), min and
-median wall time, and the speed-up against torchdiffeq measured in the same run.
+median wall time (or CPU time with ``--cpu-time``), and the speed-up against torchdiffeq
+measured in the same run.
 
-    python benchmarks/bench_solve.py [--repeats 7] [--quick]
+    python benchmarks/bench_solve.py [--repeats 7] [--quick] [--cpu-time]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import torch
 
@@ -38,8 +40,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="small batches only")
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time by this thread's CPU clock instead of the wall clock (steadier on a shared "
+        "machine; every library runs on one thread here)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
+    clock = time.thread_time if args.cpu_time else time.perf_counter
     from scipy.integrate import solve_ivp
 
     tdq = optional("torchdiffeq")
@@ -93,7 +102,7 @@ def main() -> None:
         cases["torchode Tsit5"] = (run_tode, lambda r: (r.ys[0], int(r.stats["n_f_evals"].max())))
     base = None
     for name, (fn, extract) in cases.items():
-        tmin, tmed = timeit(fn, repeats=args.repeats)
+        tmin, tmed = timeit(fn, repeats=args.repeats, clock=clock)
         u, nfev = extract(fn())
         err = float((u - ref_t).abs().max())
         rows.append(
@@ -146,7 +155,7 @@ def main() -> None:
         brows = []
         for name, fn in bcases.items():
             reps = max(3, args.repeats // 2)
-            tmin, tmed = timeit(fn, repeats=reps)
+            tmin, tmed = timeit(fn, repeats=reps, clock=clock)
             err = float((fn() - refb).abs().max())
             brows.append(
                 {
@@ -164,7 +173,10 @@ def main() -> None:
             if bbase:
                 r["vs torchdiffeq"] = f"{bbase / (r['median ms'] / 1e3):.2f}x"
         rows += brows
-    print(f"device: cpu, threads: {torch.get_num_threads()}, torch {torch.__version__}")
+    print(
+        f"device: cpu, threads: {torch.get_num_threads()}, torch {torch.__version__}, "
+        f"{'CPU' if args.cpu_time else 'wall'} time"
+    )
     print_table(
         rows, ["problem", "library", "nfev", "max err", "min ms", "median ms", "vs torchdiffeq"]
     )
