@@ -182,6 +182,38 @@ def test_fixed_parameters_get_no_cotangent_and_module_networks_none():
         network=ub.Network(module, inputs=["x", "y"], outputs=["U1", "U2"]),
     )
     assert opaque.rhs.make_vjp() is None
+    assert opaque.rhs.make_jac() is None
+
+
+def test_a_model_with_a_module_network_falls_back_to_autograd_in_stiff_solves_and_adjoints():
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Linear(2, 4, dtype=torch.float64),
+        torch.nn.Tanh(),
+        torch.nn.Linear(4, 2, dtype=torch.float64),
+    )
+    model = ub.UDE(
+        {"x": "-k*x + U1", "y": "k*x - 50*y + U2"},
+        params={"k": 5.0},
+        network=ub.Network(module, inputs=["x", "y"], outputs=["U1", "U2"]),
+    )
+    ts = torch.linspace(0.0, 1.0, 6, dtype=torch.float64)
+    grads = {}
+    for sensealg in ("backprop", "adjoint"):
+        model.zero_grad()
+        sol = ub.solve(
+            model.problem([1.0, 0.5], (0.0, 1.0)),
+            "Rodas5P",
+            saveat=ts,
+            rtol=1e-9,
+            atol=1e-12,
+            sensealg=sensealg,
+        )
+        assert sol.success
+        (sol.u**2).sum().backward()
+        grads[sensealg] = [p.grad.clone() for p in model.param_tensors() if p.requires_grad]
+    for a, b in zip(grads["adjoint"], grads["backprop"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-9)
 
 
 def _lv_ude(seed=0):
