@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmark scripts: timing, tables, optional peers."""
+"""Shared helpers of the benchmark scripts: timing, tables, optional peers, ROBER."""
 
 from __future__ import annotations
 
@@ -25,6 +25,17 @@ def timeit(
         fn()
         times.append(clock() - t)
     return min(times), statistics.median(times)
+
+
+def rober(t: Any, u: Any, p: Any = None) -> Any:
+    """Robertson's chemical kinetics (ROBER). Rates ``(k1, k2, k3) = (0.04, 3e7, 1e4)``, or
+    from ``p``: ``(3,)``, or ``(B, 3)`` per trajectory."""
+    import torch
+
+    k1, k2, k3 = (0.04, 3e7, 1e4) if p is None else (p[..., 0:1], p[..., 1:2], p[..., 2:3])
+    y1, y2, y3 = u[..., 0:1], u[..., 1:2], u[..., 2:3]
+    r1, r2, r3 = k1 * y1, k2 * y2 * y2, k3 * y2 * y3
+    return torch.cat([-r1 + r3, r1 - r2 - r3, r2], -1)
 
 
 def optional(name: str) -> Any | None:

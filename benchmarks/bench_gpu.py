@@ -20,7 +20,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import optional, print_table, timeit  # noqa: E402
+from _common import optional, print_table, rober, timeit  # noqa: E402
 
 import ude_bridge as ub  # noqa: E402
 
@@ -30,13 +30,6 @@ U0 = (0.44249296, 4.6280594)
 def lv(t, u, p=None):
     x, y = u[..., 0], u[..., 1]
     return torch.stack([1.3 * x - 0.9 * x * y, 0.8 * x * y - 1.8 * y], -1)
-
-
-def rober(t, u, p):
-    k1, k2, k3 = p[..., 0:1], p[..., 1:2], p[..., 2:3]
-    y1, y2, y3 = u[..., 0:1], u[..., 1:2], u[..., 2:3]
-    r1, r2, r3 = k1 * y1, k2 * y2 * y2, k3 * y2 * y3
-    return torch.cat([-r1 + r3, r1 - r2 - r3, r2], -1)
 
 
 def synced(fn):

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import print_table, timeit  # noqa: E402
+from _common import print_table, rober, timeit  # noqa: E402
 
 import ude_bridge as ub  # noqa: E402
 
@@ -43,11 +43,6 @@ MU = 1000.0
 # ---- problems: torch (ude_bridge), numpy (scipy) --------------------------------------
 # Robertson's kinetics written as generated code writes equations: elementwise expressions
 # of the state components (so the complex-step Jacobian applies); rates k per trajectory
-def rober(t, u, p):
-    k1, k2, k3 = (0.04, 3e7, 1e4) if p is None else (p[..., 0:1], p[..., 1:2], p[..., 2:3])
-    y1, y2, y3 = u[..., 0:1], u[..., 1:2], u[..., 2:3]
-    r1, r2, r3 = k1 * y1, k2 * (y2 * y2), k3 * (y2 * y3)
-    return torch.cat([r3 - r1, r1 - r2 - r3, r2], -1)
 
 
 def rober_jac(t, u, p):

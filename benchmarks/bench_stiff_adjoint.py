@@ -13,13 +13,18 @@ shared and noisy: compare ratios within one run.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import torch
 
-import ude_bridge as ub
-from ude_bridge.errors import SolveError
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import rober  # noqa: E402
+
+import ude_bridge as ub  # noqa: E402
+from ude_bridge.errors import SolveError  # noqa: E402
 
 F64 = torch.float64
 SENSEALGS = (
@@ -28,12 +33,6 @@ SENSEALGS = (
     "InterpolatingAdjoint(checkpointing=true)",
     "BacksolveAdjoint",
 )
-
-
-def rober(t, u, p):
-    y1, y2, y3 = u[..., 0:1], u[..., 1:2], u[..., 2:3]
-    r1, r2, r3 = p[0] * y1, p[1] * y2 * y2, p[2] * y2 * y3
-    return torch.cat([-r1 + r3, r1 - r2 - r3, r2], -1)
 
 
 def rober_y3(k1: float) -> float:

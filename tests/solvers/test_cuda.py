@@ -9,20 +9,12 @@ import pytest
 import torch
 
 import ude_bridge as ub
-from tests.helpers import LV_U0, lotka_volterra
+from tests.helpers import LV_U0, lotka_volterra, rober
 
 pytestmark = pytest.mark.gpu
 
 F64 = torch.float64
 TOL = {"rtol": 1e-8, "atol": 1e-10}
-
-
-def rober(t, u, p):
-    k1, k2, k3 = 0.04, 3e7, 1e4
-    y1, y2, y3 = u[..., 0:1], u[..., 1:2], u[..., 2:3]
-    return torch.cat(
-        [-k1 * y1 + k3 * y2 * y3, k1 * y1 - k2 * y2 * y2 - k3 * y2 * y3, k2 * y2 * y2], -1
-    )
 
 
 def _both(prob_of, method, **kw):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import ude_bridge as ub
+from tests.helpers import rober
 from ude_bridge.errors import InputError, UnknownMethodError
 from ude_bridge.solvers.methods.rosenbrock_tableaus import STIFF_TABLEAUS
 
@@ -41,14 +42,6 @@ def slope(hs, errs, floor=1e-12):
     pts = [(h, e) for h, e in zip(hs, errs, strict=True) if e > floor]
     assert len(pts) >= 3, f"too few points above the round-off floor: {errs}"
     return float(np.polyfit(np.log([h for h, _ in pts]), np.log([e for _, e in pts]), 1)[0])
-
-
-def rober(t, u, p):
-    # Robertson's chemical kinetics (Mazzia & Magherini test set, ROBER), rates in p
-    k1, k2, k3 = (0.04, 3e7, 1e4) if p is None else (p[..., 0:1], p[..., 1:2], p[..., 2:3])
-    y1, y2, y3 = u[..., 0:1], u[..., 1:2], u[..., 2:3]
-    r1, r2, r3 = k1 * y1, k2 * y2 * y2, k3 * y2 * y3
-    return torch.cat([-r1 + r3, r1 - r2 - r3, r2], -1)
 
 
 def rober_jac(t, u, p):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import ude_bridge as ub
+from tests.helpers import rober
 
 F64 = torch.float64
 
@@ -54,12 +55,6 @@ def grads_free(k0):
     prob = ub.ODEProblem(mildly_stiff, [1.0, 0.5], (0.0, 1.0), torch.tensor([k0, 1.5], dtype=F64))
     sol = ub.solve(prob, "Rodas5P", saveat=TS, rtol=1e-10, atol=1e-12)
     return float((sol.u * W).sum())
-
-
-def rober(t, u, p):
-    y1, y2, y3 = u[..., 0:1], u[..., 1:2], u[..., 2:3]
-    r1, r2, r3 = p[0] * y1, p[1] * y2 * y2, p[2] * y2 * y3
-    return torch.cat([-r1 + r3, r1 - r2 - r3, r2], -1)
 
 
 def rober_y3(k1: float) -> float:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import ude_bridge as ub
+from tests.helpers import rober
 from ude_bridge.errors import UnknownMethodError
 from ude_bridge.solvers.auto_switch import AutoTsit5, stability_boundary
 from ude_bridge.solvers.methods.basic import EULER, RK4
@@ -14,12 +15,6 @@ from ude_bridge.solvers.methods.tsit5 import TSIT5
 
 F64 = torch.float64
 scipy_integrate = pytest.importorskip("scipy.integrate")
-
-
-def rober(t, u, p):
-    y1, y2, y3 = u[..., 0:1], u[..., 1:2], u[..., 2:3]
-    r1, r2, r3 = 0.04 * y1, 3e7 * y2 * y2, 1e4 * y2 * y3
-    return torch.cat([-r1 + r3, r1 - r2 - r3, r2], -1)
 
 
 def rober_np(t, y):

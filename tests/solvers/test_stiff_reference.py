@@ -15,16 +15,9 @@ import pytest
 import torch
 
 import ude_bridge as ub
+from tests.helpers import rober
 
 F64 = torch.float64
-
-
-def rober(t, u, p):
-    """ROBER: Robertson's autocatalytic reaction (H. H. Robertson, 1966), t in [0, 1e11]."""
-    k1, k2, k3 = (0.04, 3e7, 1e4) if p is None else (p[0], p[1], p[2])
-    y1, y2, y3 = u[..., 0:1], u[..., 1:2], u[..., 2:3]
-    r1, r2, r3 = k1 * y1, k2 * y2 * y2, k3 * y2 * y3
-    return torch.cat([-r1 + r3, r1 - r2 - r3, r2], -1)
 
 
 def hires(t, u, p):
