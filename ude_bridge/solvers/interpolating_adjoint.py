@@ -171,8 +171,8 @@ class _InterpolatingAdjoint(torch.autograd.Function):
         for j, i in enumerate(idx):
             leaves[i] = detached[j]
         p_det = pytree.tree_unflatten(leaves, spec)
-        field = _AdjointField(f, p_req, ps, p_det, U[0].shape, batched, options.jac)
-        field.vjp, field.idx = generated_vjp(f, spec, len(leaves), idx), idx
+        vjp = generated_vjp(f, spec, len(leaves), idx)
+        field = _AdjointField(f, p_req, ps, p_det, U[0].shape, batched, options.jac, vjp, idx)
         back = _Backward(field, options, U.dtype)
         a = G[-1].reshape(-1).to(U.dtype)
         g = torch.zeros(field.P, dtype=U.dtype, device=U.device)
@@ -202,7 +202,7 @@ class _AdjointField:
     parameter entries that get gradients.
     """
 
-    def __init__(self, f, p_req, ps, p_det, shape, batched: bool, jac) -> None:
+    def __init__(self, f, p_req, ps, p_det, shape, batched: bool, jac, vjp, idx) -> None:
         self.f, self.p_req, self.ps, self.p_det = f, p_req, ps, p_det
         self.shape, self.batched, self.jac = shape, batched, jac
         self.P = sum(x.numel() for x in ps)
@@ -212,8 +212,8 @@ class _AdjointField:
         self.jstate = JacobianState()
         #: a model's generated ``vjp(t, u, p, v)`` (`sensitivity.generated_vjp`), or None;
         #: ``idx``: the positions in ``p`` that get gradients
-        self.vjp: Callable | None = None
-        self.idx: list[int] = []
+        self.vjp: Callable | None = vjp
+        self.idx: list[int] = idx
         #: ``jac`` is a model's generated Jacobian, vectorised over leading axes
         make_jac = getattr(f, "make_jac", None)
         self.stack_jac = jac is not None and make_jac is not None and make_jac() is jac
