@@ -149,7 +149,7 @@ def generated_vjp(f: Any, spec: Any, n_leaves: int, idx: list[int]) -> Callable 
 
 
 def _flat(spec: Any, n_leaves: int) -> bool:
-    """Whether ``params`` is a flat tuple or list of its leaves (the layout ``f.vjp`` uses)."""
+    """Whether ``params`` is a flat tuple or list of its leaves (the generated vjp's layout)."""
     return (
         spec.type in (tuple, list)
         and spec.num_children == n_leaves
@@ -158,7 +158,7 @@ def _flat(spec: Any, n_leaves: int) -> bool:
 
 
 def _generated_aug(vjp: Callable, p: Any, idx: list[int], shape: torch.Size, m: int) -> Callable:
-    """The augmented field $(f, -a^\\top f_u, -a^\\top f_p)$ from ``f.vjp``."""
+    """The augmented field $(f, -a^\\top f_u, -a^\\top f_p)$ from the generated ``vjp``."""
 
     def aug(t: torch.Tensor, z: torch.Tensor, _p: Any) -> torch.Tensor:
         fu, gu, gp = vjp(t, z[:m].view(shape), p, -z[m : 2 * m].view(shape))
