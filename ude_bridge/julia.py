@@ -1,7 +1,7 @@
 """Julia for power users: diffeqpy's DifferentialEquations module, Julia's ``Main``, GPU setup.
 
 Importing this module starts nothing; each function starts Julia on first use, through
-`ude_bridge.backends.julia_backend`, the one module that imports the Julia bridge.
+`ude_bridge.backends.julia_runtime`, the one module that imports the Julia bridge.
 Everything here needs the ``julia`` extra: ``pip install "ude-bridge[julia]"``.
 
 Example:
@@ -12,7 +12,7 @@ Example:
     ...     sol = de.solve(prob)
 
 Import order: on some platforms Julia must be loaded before torch; see
-`~ude_bridge.backends.julia_backend.JuliaImportOrderWarning` for what to do.
+`~ude_bridge.backends.julia_runtime.JuliaImportOrderWarning` for what to do.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .backends import julia_backend as _backend
+from .backends import julia_runtime as _backend
 from .errors import BackendUnavailableError
 
 __all__ = ["de", "install_gpu", "is_available", "main", "udebridge", "unavailable_reason"]

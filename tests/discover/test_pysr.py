@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ude_bridge as ub
-from ude_bridge.backends.julia_backend import pysr_available
+from ude_bridge.backends.julia_runtime import pysr_available
 from ude_bridge.discover import Samples, discover, library
 from ude_bridge.discover.pysr import pysr_arguments
 
@@ -96,7 +96,7 @@ def test_a_pysr_result_is_used_like_a_sindy_one(monkeypatch):
     """The search itself is stubbed: what PySR hands back flows into the same Discovery."""
     import sympy
 
-    import ude_bridge.backends.julia_backend as jb
+    import ude_bridge.backends.julia_runtime as jr
     from ude_bridge.discover import pysr as pysr_module
 
     x, y = sympy.symbols("x y")
@@ -110,7 +110,7 @@ def test_a_pysr_result_is_used_like_a_sindy_one(monkeypatch):
         front = ((1, float(np.mean(targets**2)), sympy.Float(0.1) * x), (5, 1e-12, best))
         return pysr_module.PySRResult(best, front)
 
-    monkeypatch.setattr(jb, "require_pysr", lambda where: None)
+    monkeypatch.setattr(jr, "require_pysr", lambda where: None)
     monkeypatch.setattr(pysr_module, "pysr_fit", fake_fit)
     found = discover(hand_result(), method="pysr", maxsize=12, points=40)
     assert seen["variables"] == [["x", "y"], ["x", "y"]]  # the networks' inputs

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ude_bridge.backends import julia_backend
+from ude_bridge.backends import julia_runtime as runtime
 from ude_bridge.errors import BackendUnavailableError
 
 from .fake_udebridge import FakeUDEBridge
@@ -31,17 +31,17 @@ def _float64():
 def fake_julia(monkeypatch):
     """The backend wired to a fake UDEBridge module (no Julia)."""
     fake = FakeUDEBridge()
-    monkeypatch.setattr(julia_backend, "_missing_packages", lambda: [])
-    monkeypatch.setattr(julia_backend, "_STATE", {"module": fake, "models": {}})
+    monkeypatch.setattr(runtime, "_missing_packages", lambda: [])
+    monkeypatch.setattr(runtime, "_STATE", {"module": fake, "models": {}})
     return fake
 
 
 @pytest.fixture(scope="session")
 def julia_runtime():
     """The real UDEBridge module; skips when Julia cannot be had here."""
-    if not julia_backend.is_available():
+    if not runtime.is_available():
         pytest.skip(JULIA_SKIP_REASON)
     try:
-        return julia_backend.udebridge("tests")
+        return runtime.udebridge("tests")
     except BackendUnavailableError as exc:  # pragma: no cover - needs juliacall installed
         pytest.skip(f"{JULIA_SKIP_REASON}: {exc}")

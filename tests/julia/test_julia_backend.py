@@ -23,6 +23,7 @@ import torch
 
 import ude_bridge as ub
 from ude_bridge.backends import julia_backend as jb
+from ude_bridge.backends import julia_runtime as jr
 from ude_bridge.errors import BackendUnavailableError, InputError, UnknownMethodError
 
 from .julia_models import lotka_volterra, lv_ude, torch_params, torch_rhs
@@ -41,7 +42,7 @@ def lv_problem(u0=(1.0, 0.8), tspan=(0.0, 3.0), requires_grad=False, system=None
 @pytest.fixture
 def no_julia(monkeypatch):
     """Behave as on a machine without the julia extra, whatever is installed here."""
-    monkeypatch.setattr(jb, "_missing_packages", lambda: ["juliacall", "juliapkg"])
+    monkeypatch.setattr(jr, "_missing_packages", lambda: ["juliacall", "juliapkg"])
 
 
 # --------------------------------------------------------------------------- names
@@ -207,7 +208,7 @@ def test_the_backend_and_the_autograd_entry_refuse_at_once(no_julia):
 
 
 def test_pysr_absence_gets_the_same_install_message(monkeypatch):
-    monkeypatch.setattr(jb, "_find_spec", lambda name: None)
+    monkeypatch.setattr(jr, "_find_spec", lambda name: None)
     assert not jb.pysr_available()
     with pytest.raises(BackendUnavailableError) as err:
         jb.require_pysr("discover(method='pysr')")
@@ -223,8 +224,8 @@ def test_de_needs_julia_and_diffeqpy(monkeypatch, no_julia):
     assert not ubj.is_available()
     with pytest.raises(BackendUnavailableError, match=r"ude_bridge.julia.de\(\)"):
         ubj.de()
-    monkeypatch.setattr(jb, "_missing_packages", lambda: [])
-    monkeypatch.setattr(jb, "_find_spec", lambda name: None)
+    monkeypatch.setattr(jr, "_missing_packages", lambda: [])
+    monkeypatch.setattr(jr, "_find_spec", lambda name: None)
     with pytest.raises(BackendUnavailableError, match="diffeqpy must be installed"):
         ubj.de()
 
@@ -308,7 +309,7 @@ Main = _Main()
 def test_starting_julia_after_torch_warns_before_juliacall_is_imported(tmp_path, monkeypatch):
     site = _fake_site(tmp_path, {"juliacall/__init__.py": _RECORDING_JULIACALL})
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(jb, "_missing_packages", lambda: [])
+    monkeypatch.setattr(jr, "_missing_packages", lambda: [])
     monkeypatch.delitem(sys.modules, "juliacall", raising=False)
     for key in ("PYTHON_JULIACALL_HANDLE_SIGNALS", "PYTHON_JULIACALL_THREADS"):
         monkeypatch.delenv(key, raising=False)
@@ -320,7 +321,7 @@ def test_starting_julia_after_torch_warns_before_juliacall_is_imported(tmp_path,
             warnings, "showwarning", lambda m, c, *a, **k: events.append(f"{c.__name__}: {m}")
         )
         try:
-            module = jb._start_julia("solve")
+            module = jr._start_julia("solve")
         finally:
             sys.modules.pop("juliacall", None)
     assert module.__name__ == "juliacall"
@@ -336,7 +337,7 @@ def test_no_warning_when_juliacall_was_imported_first(monkeypatch):
     monkeypatch.setitem(sys.modules, "juliacall", fake)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert jb._start_julia("solve") is fake
+        assert jr._start_julia("solve") is fake
 
 
 # --------------------------------------------------------------------------- fake Julia
@@ -531,7 +532,7 @@ def test_info_reports_everything_without_starting_julia(monkeypatch, no_julia):
     def forbidden(*args, **kwargs):
         raise AssertionError("info() started Julia")
 
-    monkeypatch.setattr(jb, "udebridge", forbidden)
+    monkeypatch.setattr(jr, "udebridge", forbidden)
     data = jb.info()
     assert data["torch"]["version"] == torch.__version__
     assert data["torch"]["threads"] >= 1

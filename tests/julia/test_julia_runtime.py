@@ -15,6 +15,7 @@ import torch
 
 import ude_bridge as ub
 from ude_bridge.backends import julia_backend as jb
+from ude_bridge.backends import julia_runtime as jr
 
 from .julia_models import lotka_volterra, lv_ude, rober, torch_params, torch_rhs
 
@@ -150,7 +151,7 @@ def test_info_with_julia_reports_the_running_versions(julia_runtime):
 
 
 def test_de_gives_differentialequations_through_diffeqpy(julia_runtime):
-    if jb._find_spec("diffeqpy") is None:
+    if jr._find_spec("diffeqpy") is None:
         pytest.skip("diffeqpy is not installed")
     import ude_bridge.julia as ubj
 

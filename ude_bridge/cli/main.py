@@ -546,7 +546,7 @@ def cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import platform
 
     from .. import __version__
-    from ..backends.julia_backend import format_info, info
+    from ..backends.julia_runtime import format_info, info
 
     _use_threads(args)
 

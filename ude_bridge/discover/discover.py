@@ -493,7 +493,7 @@ def discover(
     _check_options(method, options)
     pysr_kwargs: dict[str, Any] = {}
     if method == "pysr":
-        from ..backends.julia_backend import require_pysr
+        from ..backends.julia_runtime import require_pysr
         from .pysr import pysr_arguments
 
         pysr_kwargs = pysr_arguments(seed=seed, **options)

@@ -155,7 +155,7 @@ def pysr_fit(
     Raises:
         BackendUnavailableError: PySR or juliacall is not installed, or Julia cannot start.
     """
-    from ..backends.julia_backend import import_pysr
+    from ..backends.julia_runtime import import_pysr
 
     where = "discover(method='pysr')"
     pysr = import_pysr(where)

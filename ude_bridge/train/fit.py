@@ -252,7 +252,7 @@ def fit(
     if backend not in ("torch", "julia"):
         raise InputError(f"{where}: backend must be 'torch' or 'julia'; got {backend!r}.")
     if backend == "julia":
-        from ..backends.julia_backend import require_julia
+        from ..backends.julia_runtime import require_julia
 
         require_julia("fit(backend='julia')")
     if isinstance(validation, float):
