@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from ude_bridge.cli.build import build_library
 from ude_bridge.cli.config import (
     DEFAULTS,
     ConfigError,
-    build_library,
     dump_config,
     load_config,
     resolve_config,

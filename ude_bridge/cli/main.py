@@ -443,7 +443,8 @@ def cmd_discover(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _solve_source(path: Path) -> tuple[Any, list[float] | None, str, dict[str, Any] | None]:
     """-> (model, default u0, description, cfg)."""
-    from .config import build_model, initial_state, load_config
+    from .build import build_model, initial_state
+    from .config import load_config
 
     if path.is_dir():
         from ..train import load
@@ -459,7 +460,7 @@ def _solve_source(path: Path) -> tuple[Any, list[float] | None, str, dict[str, A
     model = build_model(cfg)
     u0 = initial_state(cfg, model)
     if u0 is None and cfg["data"]["path"] and Path(cfg["data"]["path"]).exists():
-        from .config import load_data
+        from .build import load_data
 
         data = load_data(cfg)
         states = [str(s) for s in model.system().states]

@@ -18,18 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import (
-    ConfigError,
-    _fail,
-    _source,
-    build_model,
-    discover_kwargs,
-    dump_config,
-    fit_kwargs,
-    initial_state,
-    load_data,
-    relative_paths,
-)
+from .build import _source, build_model, discover_kwargs, fit_kwargs, initial_state, load_data
+from .config import ConfigError, _fail, dump_config, relative_paths
 from .runs import RunFolder
 
 __all__ = [
