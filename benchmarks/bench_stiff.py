@@ -184,12 +184,13 @@ def single_rows(name, repeats, quick):
     for m in methods:
         cases[("ude_bridge", m)] = (*ours_case(m, False), rtol, atol)
         cases[("ude_bridge", m + " +jac")] = (*ours_case(m, True), rtol, atol)
-    # matched accuracy: tighten Rodas5P's rtol and atol together until its error is at most
-    # scipy Radau's at the nominal tolerances
+    # matched accuracy: tighten Rodas5P's rtol and atol together, by factors of 10^0.1 (a
+    # coarser grid overshoots: up to 1.5x tighter than needed, ~8 % more steps at order 5),
+    # until its error is at most scipy Radau's at the nominal tolerances
     radau_u = cases[("scipy", "Radau")][1](cases[("scipy", "Radau")][0]())[0]
     target = rel_err(radau_u, ref)
     for label, with_jac in (("Rodas5P", False), ("Rodas5P +jac", True)):
-        for sc in (1, 0.5, 0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005, 0.003, 0.001):
+        for sc in (10 ** (-k / 10) for k in range(31)):
             run, stats = ours_case("Rodas5P", with_jac, rtol * sc, atol * sc)
             if rel_err(stats(run())[0], ref) <= target:
                 break
