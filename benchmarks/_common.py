@@ -27,6 +27,27 @@ def timeit(
     return min(times), statistics.median(times)
 
 
+def timeit_rounds(
+    fns: dict[Any, Callable[[], Any]],
+    repeats: int = 7,
+    warmup: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[Any, tuple[float, float]]:
+    """(min, median) seconds of each of ``fns``, timed in interleaved rounds (every case
+    once per round): load on a shared machine drifts, and timing one case's repeats after
+    another's lets a drift land on one side of a ratio only."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[Any, list[float]] = {key: [] for key in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            t = clock()
+            fn()
+            times[key].append(clock() - t)
+    return {key: (min(v), statistics.median(v)) for key, v in times.items()}
+
+
 def rober(t: Any, u: Any, p: Any = None) -> Any:
     """Robertson's chemical kinetics (ROBER). Rates ``(k1, k2, k3) = (0.04, 3e7, 1e4)``, or
     from ``p``: ``(3,)``, or ``(B, 3)`` per trajectory."""

@@ -19,7 +19,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import optional, print_table, timeit  # noqa: E402
+from _common import optional, print_table, timeit_rounds  # noqa: E402
 
 import ude_bridge as ub  # noqa: E402
 
@@ -101,8 +101,9 @@ def main() -> None:
 
         cases["torchode Tsit5"] = (run_tode, lambda r: (r.ys[0], int(r.stats["n_f_evals"].max())))
     base = None
+    timed = timeit_rounds({k: fn for k, (fn, _) in cases.items()}, args.repeats, clock=clock)
     for name, (fn, extract) in cases.items():
-        tmin, tmed = timeit(fn, repeats=args.repeats, clock=clock)
+        tmin, tmed = timed[name]
         u, nfev = extract(fn())
         err = float((u - ref_t).abs().max())
         rows.append(
@@ -153,9 +154,9 @@ def main() -> None:
             )
         bbase = None
         brows = []
+        btimed = timeit_rounds(bcases, max(3, args.repeats // 2), clock=clock)
         for name, fn in bcases.items():
-            reps = max(3, args.repeats // 2)
-            tmin, tmed = timeit(fn, repeats=reps, clock=clock)
+            tmin, tmed = btimed[name]
             err = float((fn() - refb).abs().max())
             brows.append(
                 {

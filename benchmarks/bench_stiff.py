@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import print_table, rober, timeit  # noqa: E402
+from _common import print_table, rober, timeit, timeit_rounds  # noqa: E402
 
 import ude_bridge as ub  # noqa: E402
 
@@ -195,18 +195,11 @@ def single_rows(name, repeats, quick):
             if rel_err(stats(run())[0], ref) <= target:
                 break
         cases[("ude_bridge", label + " (matched)")] = (run, stats, rtol * sc, atol * sc)
-    # time every case in interleaved rounds: the machine is shared, load drifts
-    times: dict = {key: [] for key in cases}
-    for run, *_ in cases.values():
-        run()  # warm-up
-    for _ in range(repeats):
-        for key, (run, *_) in cases.items():
-            t0 = time.thread_time()
-            run()
-            times[key].append(time.thread_time() - t0)
+    # every case in interleaved rounds: the machine is shared, load drifts
+    times = timeit_rounds({k: c[0] for k, c in cases.items()}, repeats, clock=time.thread_time)
     for (lib, label), (run, stats, tol, atl) in cases.items():
         u, nfev, njac, nsteps = stats(run())
-        ts = sorted(times[(lib, label)])
+        tmin, tmed = times[(lib, label)]
         rows.append(
             {
                 "problem": name,
@@ -218,12 +211,11 @@ def single_rows(name, repeats, quick):
                 "nfev": nfev,
                 "njac": njac,
                 "rel err": rel_err(u, ref),
-                "min ms": 1e3 * ts[0],
-                "median ms": 1e3 * ts[len(ts) // 2],
+                "min ms": 1e3 * tmin,
+                "median ms": 1e3 * tmed,
             }
         )
-    base_min = min(times[("scipy", "Radau")])
-    base_med = sorted(times[("scipy", "Radau")])[repeats // 2]
+    base_min, base_med = times[("scipy", "Radau")]
     for r in rows:
         r["Radau / this (min, med)"] = (
             f"{base_min / (r['min ms'] / 1e3):.2f}x, {base_med / (r['median ms'] / 1e3):.2f}x"
