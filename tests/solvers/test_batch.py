@@ -140,3 +140,29 @@ def test_batch_stats_count_every_evaluation_of_f_with_dense_output(method):
     u0 = torch.tensor([[0.44249296, 4.6280594], [1.0, 1.0]], dtype=torch.float64)
     sol = ub.solve(ub.ODEProblem(counted, u0, (0.0, 3.0)), method)
     assert sol.stats["nfev"] == len(calls)
+
+
+@pytest.mark.parametrize(
+    "saveat",
+    [
+        torch.linspace(0, 3, 101, dtype=torch.float64),
+        torch.tensor([0.0, 1e-3, 0.5, 0.5 + 1e-6, 2.9, 3.0], dtype=torch.float64),
+        torch.tensor([0.0, 1e-9, 3.0], dtype=torch.float64),  # too close: binary search
+        torch.tensor([0.0, 1.0, 1.0, 3.0], dtype=torch.float64),  # repeated: binary search
+    ],
+)
+def test_save_index_counts_save_times_like_searchsorted(saveat):
+    from ude_bridge.solvers.batch_loop import _SaveIndex
+
+    index = _SaveIndex(saveat, 3.0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat(
+        [
+            torch.rand(4096, generator=g, dtype=torch.float64) * 3.0,
+            saveat,  # exactly at the save times, and one ulp either side
+            torch.nextafter(saveat, torch.full_like(saveat, -1.0)).clamp_min(0.0),
+            torch.nextafter(saveat, torch.full_like(saveat, 4.0)),
+            torch.tensor([0.0, 3.0 * (1 + 1e-14)], dtype=torch.float64),
+        ]
+    )
+    assert torch.equal(index(x), torch.searchsorted(saveat, x, right=True))

@@ -9,6 +9,14 @@ differentiated. Stage combinations are one matrix product on the stacked stages
 
 Two flavours of ``h``: a Python float (one trajectory, control in Python floats) or a
 ``(B, 1)`` tensor (a batch, each trajectory with its own step).
+
+A batch keeps its stages multiplied by their row's step, $\\hat k_i = h\\,k_i$ (one
+multiply as each stage is stored, in place of the copy): a stage argument is then one
+`torch.addmm`, $y + \\hat K_{:i}^T a_i$, where $h$ per row would otherwise need a separate
+product and an `torch.addcmul` pass, and the error estimate and the dense-output
+coefficients need no scaling. ``f``'s own values for the next step's first stage are kept
+aside (``raw``). A single trajectory keeps plain stages (its ``h`` is one scalar, folded
+into `torch.addmv`).
 """
 
 from __future__ import annotations
@@ -103,16 +111,19 @@ class ExplicitRK:
         """One step of a batch: ``t`` float64 ``(B, 1)``, ``h`` ``(B, 1)`` in the state dtype."""
         if isinstance(st, _GraphStages):
             return _graph_step(self, f, p, t, h, y, st)
-        y1, err, _ = rk_step(self, f, p, t, h, y, st.K)
+        y1, err, _, st.raw[self.s - 1] = rk_step(self, f, p, t, h, y, st.K)
         return y1, err
 
     def next_k1(self, st: _Stages, have_extra: bool) -> torch.Tensor | None:
         """The next step's first stage if this step computed it, else None."""
         if self.fsal:
-            return st.stage(self.s - 1)
-        if have_extra and self.extra0_is_next_k1:
-            return st.stage(self.s)
-        return None
+            i = self.s - 1
+        elif have_extra and self.extra0_is_next_k1:
+            i = self.s
+        else:
+            return None
+        # a batch's stages are scaled by h: f's own value was kept aside
+        return st.raw[i] if st.raw else st.stage(i)
 
     @property
     def has_extra(self) -> bool:
@@ -123,6 +134,8 @@ class ExplicitRK:
         """Fill the interpolation-only stages (floats or ``(B, 1)`` tensors for t, h)."""
         if isinstance(st, _GraphStages):
             _graph_stages(self, f, p, t, h, y, st, self.s, self.S)
+        elif isinstance(h, torch.Tensor):
+            st.raw[self.s] = extra_stages(self, f, p, t, h, y, st.K)
         else:
             extra_stages(self, f, p, t, h, y, st.K)
 
@@ -133,10 +146,10 @@ class ExplicitRK:
     def dense_slots(self, theta: torch.Tensor, h: torch.Tensor, y, y1, st):
         """``(M, B, n)`` dense output of a batch at float64 ``theta`` ``(M, B)`` (``M`` points
         per row): $y_r + \\sum_q \\theta^q c_{q,r}$ by Horner, with the per-row polynomial
-        coefficients $c_q = h \\sum_s d_{sq} k_s$ made by one matrix product."""
+        coefficients $c_q = \\sum_s d_{sq} \\hat k_s$ made by one matrix product (the
+        stages $\\hat k_s = h k_s$ of a batch carry the step)."""
         B, n = y.shape
-        # h spread over the flat (B*n) axis: a (B, 1) factor broadcast over n = 2 is ~2x slower
-        C = ((self.DT @ st.K) * h.expand(B, n).reshape(1, -1)).view(self.Q, B, n)
+        C = torch.mm(self.DT, st.K).view(self.Q, B, n)
         return horner_slots(C, y, theta)
 
     def keep(self, st: _Stages) -> torch.Tensor:
@@ -148,11 +161,13 @@ class ExplicitRK:
 class _GraphStages:
     """Stages as separate flat tensors, for solves that autograd records."""
 
-    __slots__ = ("ks", "counts")
+    __slots__ = ("ks", "counts", "raw")
 
     def __init__(self, ks: list[torch.Tensor]):
         self.ks = ks
         self.counts: dict[str, int] = {}
+        #: a batch: f's own values of stages kept scaled in ``ks`` (see the module docstring)
+        self.raw: dict[int, torch.Tensor] = {}
 
     @property
     def K(self) -> torch.Tensor:
@@ -171,7 +186,8 @@ def _graph_stages(m: ExplicitRK, f: Field, p: Any, t, h, y, st: _GraphStages, lo
 
     One trajectory (float ``t``, ``h``): stages are ``(n,)`` and each combination is one
     `torch.addmv` on the stacked stages, so autograd records two nodes per stage besides
-    ``f``'s own. A batch: ``(B*n,)`` stages combined by `torch.mm` and scaled per row.
+    ``f``'s own. A batch: ``(B*n,)`` stages scaled by their row's ``h`` as they are made
+    (``ks[0]`` when ``lo == 1``), each combination one `torch.addmm`.
     """
     shape = y.shape
     if not isinstance(h, torch.Tensor):
@@ -182,13 +198,17 @@ def _graph_stages(m: ExplicitRK, f: Field, p: Any, t, h, y, st: _GraphStages, lo
             st.ks.append(f(ti, yi, p))
         return yi
     yf = y.reshape(1, -1)
-    hf = h.expand(shape).reshape(1, -1)
+    hf = h.expand(shape).reshape(-1)
     ht = h.to(torch.float64)
+    if lo == 1:
+        st.ks[0] = st.ks[0] * hf
     yi = y
     for i in range(lo, hi):
-        comb = torch.mm(m.rows[i], torch.stack(st.ks))
-        yi = torch.addcmul(yf, hf, comb).view(shape)
-        st.ks.append(f(t + m.tt.c[i] * ht, yi, p).reshape(-1))
+        yi = torch.addmm(yf, m.rows[i], torch.stack(st.ks)).view(shape)
+        fi = f(torch.add(t, ht, alpha=m.tt.c[i]), yi, p).reshape(-1)
+        if i == m.s - 1 or i == m.s:
+            st.raw[i] = fi.view(shape)
+        st.ks.append(fi * hf)
     return yi
 
 
@@ -206,26 +226,27 @@ def _graph_step(m: ExplicitRK, f: Field, p: Any, t, h, y, st: _GraphStages):
     elif scalar:
         y1 = torch.addmv(y, torch.stack(st.ks, 1), m.bvec, alpha=h)
     else:
-        comb = torch.mm(m.b, torch.stack(st.ks))
-        y1 = torch.addcmul(y.reshape(1, -1), h.expand(shape).reshape(1, -1), comb).view(shape)
+        y1 = torch.addmm(y.reshape(1, -1), m.b, torch.stack(st.ks)).view(shape)
     err = None
     if m.e is not None:
         with torch.no_grad():
             if scalar:
                 err = torch.mv(torch.stack(st.ks, 1), m.evec)
             else:
-                err = torch.mm(m.e, torch.stack(st.ks)).view(shape) * h
+                err = torch.mm(m.e, torch.stack(st.ks)).view(shape)
     return y1, err
 
 
 class _Stages:
     """The stage buffer ``K`` ``(S, N)`` of one solve and its precomputed views."""
 
-    __slots__ = ("K", "rows", "KT", "counts")
+    __slots__ = ("K", "rows", "KT", "counts", "raw")
 
     def __init__(self, K: torch.Tensor, rows: list[torch.Tensor], KT: list[torch.Tensor]):
         self.K, self.rows, self.KT = K, rows, KT
         self.counts: dict[str, int] = {}
+        #: a batch: f's own values of stages kept scaled in ``K`` (see the module docstring)
+        self.raw: dict[int, torch.Tensor] = {}
 
     @property
     def k1(self) -> torch.Tensor:
@@ -289,34 +310,43 @@ def rk_step(
     h: torch.Tensor,
     y: torch.Tensor,
     K: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """One step for a batch: ``y`` is ``(B, n)``, ``t`` float64 ``(B, 1)``, ``h`` ``(B, 1)``.
 
+    Each stage is $y_i = y + \\hat K_{:i}^T a_i$ (one `torch.addmm`) on the stages scaled
+    by their row's step, $\\hat k_i = h\\,k_i$.
+
     Args:
-        K: a ``(S, B*n)`` stage buffer whose row 0 holds $k_1$; rows ``1..s-1`` are
-            overwritten.
+        K: a ``(S, B*n)`` stage buffer whose row 0 holds $k_1$ (unscaled; scaled here in
+            place); rows ``1..s-1`` are overwritten.
 
     Returns:
-        ``y1``, the error estimate $h\\sum (b_i - \\hat b_i) k_i$ (None without an embedded
-        method), and ``K`` holding the ``s`` main stages.
+        ``y1``, the error estimate $\\sum (b_i - \\hat b_i) \\hat k_i$ (None without an
+        embedded method), ``K`` holding the ``s`` main stages times ``h``, and the last
+        stage's own $f$ value (the next first stage of an FSAL method).
     """
     shape = y.shape
     yf = y.reshape(1, -1)
+    # h spread over the flat (B*n) axis once: a (B, 1) factor broadcast over n = 2 is ~2x
+    # slower
     hf = h.expand(shape).reshape(1, -1)
     ht = h.to(t.dtype)
     c = m.tt.c
+    K[:1].mul_(hf)
     yi = y
+    fi = K[0]
     for i in range(1, m.s):
-        yi = torch.addcmul(yf, hf, torch.mm(m.rows[i], K[:i])).view(shape)
-        K[i] = f(t + c[i] * ht, yi, p).reshape(-1)
+        yi = torch.addmm(yf, m.rows[i], K[:i]).view(shape)
+        fi = f(torch.add(t, ht, alpha=c[i]), yi, p)
+        torch.mul(fi.reshape(1, -1), hf, out=K[i : i + 1])
     if m.fsal:
         y1 = yi
     else:
-        y1 = torch.addcmul(yf, hf, torch.mm(m.b, K[: m.s])).view(shape)
+        y1 = torch.addmm(yf, m.b, K[: m.s]).view(shape)
     err = None
     if m.e is not None:
-        err = torch.mm(m.e, K[: m.s]).mul_(hf).view(shape)
-    return y1, err, K
+        err = torch.mm(m.e, K[: m.s]).view(shape)
+    return y1, err, K, fi
 
 
 def extra_stages(
@@ -328,23 +358,29 @@ def extra_stages(
     y: torch.Tensor,
     K: torch.Tensor,
 ) -> torch.Tensor:
-    """Evaluate the extra (interpolation-only) stages into ``K[s:]``; returns ``K``.
+    """Evaluate the extra (interpolation-only) stages into ``K[s:]``.
 
-    ``t`` and ``h`` are floats for one trajectory, ``(B, 1)`` tensors for a batch.
+    ``t`` and ``h`` are floats for one trajectory (plain stages; returns ``K``), ``(B, 1)``
+    tensors for a batch (stages scaled by ``h``, see `rk_step`; returns the first extra
+    stage's own $f$ value).
     """
     shape = y.shape
     yf = y.reshape(1, -1)
-    scalar = not isinstance(h, torch.Tensor)
-    hf = h if scalar else h.expand(shape).reshape(1, -1)
-    for i in range(m.s, m.S):
-        if scalar:
+    if not isinstance(h, torch.Tensor):
+        for i in range(m.s, m.S):
             yi = torch.addmm(yf, m.rows[i], K[:i], alpha=h).view(shape)
             ti = torch.scalar_tensor(t + m.tt.c[i] * h, dtype=torch.float64)
-        else:
-            yi = torch.addcmul(yf, hf, torch.mm(m.rows[i], K[:i])).view(shape)
-            ti = t + m.tt.c[i] * h.to(t.dtype)
-        K[i] = f(ti, yi, p).reshape(-1)
-    return K
+            K[i] = f(ti, yi, p).reshape(-1)
+        return K
+    hf = h.expand(shape).reshape(1, -1)
+    ht = h.to(t.dtype)
+    first = None
+    for i in range(m.s, m.S):
+        yi = torch.addmm(yf, m.rows[i], K[:i]).view(shape)
+        fi = f(torch.add(t, ht, alpha=m.tt.c[i]), yi, p)
+        torch.mul(fi.reshape(1, -1), hf, out=K[i : i + 1])
+        first = fi if first is None else first
+    return first
 
 
 def dense_eval(m: ExplicitRK, theta: list[float], h: float, y: torch.Tensor, K: torch.Tensor):

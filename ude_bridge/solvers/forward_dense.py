@@ -195,7 +195,8 @@ class _BatchDense(ForwardDense):
         out = None
         for w in members:
             m = self.method if w is None else self.method.methods[w]
-            val = m.dense_slots(theta, h, y, y, Kept(K[: m.S]))[0]
+            # (B, n) from a component-major buffer (see `horner_slots`): made contiguous
+            val = m.dense_slots(theta, h, y, y, Kept(K[: m.S]))[0].contiguous()
             if out is None:
                 out = val
             else:  # rows whose step was taken by another member of a composite

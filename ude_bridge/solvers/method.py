@@ -101,31 +101,39 @@ def horner_slots(C: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> torch
     $u_{m,r} = y_r + \\sum_{q=1}^{Q} \\theta_{m,r}^q c_{q-1,r}$ by Horner's rule.
 
     Args:
-        C: ``(Q, B, n)`` per-row coefficients.
+        C: ``(Q, B, n)`` per-row coefficients; cheapest as a view of a ``(Q, n, B)``
+            contiguous tensor (``C.transpose(1, 2)`` contiguous), else copied to one.
         y: ``(B, n)`` the states at the start of the step.
-        theta: float64 ``(M, B)`` fractions of each row's step, or ``(M, B, n)`` in the
-            state dtype, already spread over the state axis (the batch loop builds it so).
+        theta: float64 ``(M, B)`` fractions of each row's step.
 
     Returns:
-        ``(M, B, n)``. ``theta`` is expanded to ``(M, B, n)`` once: broadcasting a
-        ``(M, B, 1)`` factor over a short last axis runs an elementwise loop of length ``n``
-        per row, ~10x slower than contiguous operands for ``n = 2``. Without autograd the
-        Horner steps write into one buffer (each ``(M, B, n)`` temporary is megabytes for
-        large batches, and memory traffic is what this costs).
+        ``(M, B, n)``, the view of a ``(M, n, B)`` contiguous tensor (``.transpose(1, 2)``
+        of the result is contiguous: the batch loop scatters it in that order).
+
+    The work runs component-major, on ``(M, n, B)``: ``theta`` ``(M, 1, B)`` broadcasts
+    over the middle axis and every inner loop runs over the ``B`` rows, contiguous. In the
+    row-major ``(M, B, n)`` layout a ``(M, B, 1)`` factor broadcasts over the short last
+    axis, an inner loop of length ``n`` per row, ~10x slower for ``n = 2``; spreading
+    ``theta`` over ``n`` first (as this did before) doubled the work on ``theta``.
+    Transposing ``C`` costs one pass over ``(Q, B, n)``, ``M`` times smaller. Without
+    autograd the Horner steps write into one buffer (each ``(M, n, B)`` temporary is
+    megabytes for large batches, and memory traffic is what this costs).
     """
     Q, B, n = C.shape
-    if theta.dim() == 3:
-        th = theta
-    else:
-        th = theta.to(y.dtype).unsqueeze(-1).expand(theta.shape[0], B, n).contiguous()
+    M = theta.shape[0]
+    Ct = C.transpose(1, 2)
+    if not Ct.is_contiguous():
+        Ct = Ct.contiguous()
+    yt = y.t().contiguous()
+    th = theta.to(y.dtype).view(M, 1, B)
     if Q == 1:
-        return torch.addcmul(y, th, C[0].expand_as(th))
+        return torch.addcmul(yt, th, Ct[0]).transpose(1, 2)
     if torch.is_grad_enabled() and (C.requires_grad or y.requires_grad or th.requires_grad):
-        acc = C[Q - 1].expand_as(th)
+        acc = Ct[Q - 1]
         for q in range(Q - 2, -1, -1):
-            acc = torch.addcmul(C[q], th, acc)
-        return torch.addcmul(y, th, acc)
-    acc = torch.addcmul(C[Q - 2], th, C[Q - 1])
+            acc = torch.addcmul(Ct[q], th, acc)
+        return torch.addcmul(yt, th, acc).transpose(1, 2)
+    acc = torch.addcmul(Ct[Q - 2], th, Ct[Q - 1])
     for q in range(Q - 3, -1, -1):
-        torch.addcmul(C[q], th, acc, out=acc)
-    return torch.addcmul(y, th, acc, out=acc)
+        torch.addcmul(Ct[q], th, acc, out=acc)
+    return torch.addcmul(yt, th, acc, out=acc).transpose(1, 2)
