@@ -57,7 +57,19 @@ class JacobianState:
     back the very tensor a step returned), so a retried step reuses it.
     """
 
-    __slots__ = ("mode", "autonomous", "t", "y", "J", "ft", "eye", "ieps", "inv_eps", "inference")
+    __slots__ = (
+        "mode",
+        "autonomous",
+        "t",
+        "y",
+        "J",
+        "ft",
+        "eye",
+        "ieps",
+        "inv_eps",
+        "inference",
+        "inference_mode",
+    )
 
     def __init__(self) -> None:
         self.mode: str | None = None
@@ -72,6 +84,8 @@ class JacobianState:
         #: whether ``f`` gives the same result under `torch.inference_mode` (probed once by
         #: the Rosenbrock step; None: not probed yet)
         self.inference: bool | None = None
+        #: the mode's context manager, reused by every step (half the cost of a new one)
+        self.inference_mode = torch.inference_mode()
 
 
 class _Unsupported(Exception):
@@ -149,21 +163,25 @@ def _ad_rows(f: Field, p: Any, tt, y: torch.Tensor, eye, graph: bool):
 
 
 def _complex_copies(f: Field, p: Any, tt, y: torch.Tensor, state: JacobianState, f0):
-    """$J$ ``(n, n)`` and the rows ``f(u)`` (real parts) from one complex evaluation."""
+    """$J$ ``(n, n)`` and $f(u)$ ``(n,)`` (the real part of the first row) from one complex
+    evaluation."""
     n = y.shape[-1]
     out = f(tt, state.ieps + y, p)  # (n, n) complex: row j is u + i eps e_j
     if not isinstance(out, torch.Tensor) or not out.is_complex():
         raise _Unsupported
-    _check_rows(out, f0, n)
-    if out.requires_grad or out.device.type != "cpu":
-        return out.imag.t() * state.inv_eps, out.real
+    if f0 is not None:
+        _check_rows(out, f0, n)
+    elif out.shape != (n, n):
+        raise _Unsupported
+    if out.requires_grad or not out.is_cpu:
+        return out.imag.t() * state.inv_eps, out.real[0]
     # no graph, on the CPU: the same arithmetic in numpy, a quarter of the per-call cost
     # of the torch ops at this size (the solve makes one such call per step)
     try:
         o = out.numpy()
     except RuntimeError:  # a conjugate or negative bit set
         o = out.resolve_conj().resolve_neg().numpy()
-    return torch.from_numpy(o.imag.T * state.inv_eps), torch.from_numpy(o.real)
+    return torch.from_numpy(o.imag.T * state.inv_eps), torch.from_numpy(o.real[0])
 
 
 def _complex_columns(f: Field, p: Any, tt, y: torch.Tensor, state: JacobianState):
@@ -272,7 +290,7 @@ def jacobian(
     mode = state.mode
     if mode == "complex":
         J, fy = _complex_copies(f, p, tt, y, state, None)
-        return J, fy[0], 1
+        return J, fy, 1
     if mode in ("copies", "rows"):
         with torch.enable_grad():
             if mode == "copies":

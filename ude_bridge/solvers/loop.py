@@ -4,6 +4,10 @@ Control lives outside the step, in Python floats: one host synchronisation per s
 error norm). Save points are filled from the step's dense output, for every requested time
 the accepted step covers, in one vectorised evaluation. Times are float64 whatever the
 state's dtype.
+
+For a small state on the CPU without a graph (up to `SMALL_NORM` components) the error norm
+is computed on Python floats (`_small_norm`): three ``tolist`` calls and a loop cost ~2 us,
+the seven torch operations of the general norm ~25 us, per step.
 """
 
 from __future__ import annotations
@@ -57,6 +61,38 @@ def _message(code: str, **kw: Any) -> str:
     return RETCODES[code].format(**kw)
 
 
+#: the largest state whose error norm is computed on Python floats (measured: ~0.1 us per
+#: component against ~25 us for the torch operations, break-even near 200 components)
+SMALL_NORM = 64
+
+
+def _small_norm(y: torch.Tensor, y1: torch.Tensor, err: torch.Tensor, rtol: float, atol: list):
+    """The RMS norm of ``err`` scaled by $\\mathrm{rtol}\\max(|y|, |y_1|) + \\mathrm{atol}$,
+    on Python floats (float64), over the ``len(atol)`` first components of 1-D tensors.
+
+    $\\sqrt{\\sum_k q_k^2}$ overflows where the torch norm does (a huge error is not finite
+    in either)."""
+    acc = 0.0
+    # zip stops at atol: a seminorm measures the first len(atol) components only
+    for a, b, e, at in zip(y.tolist(), y1.tolist(), err.tolist(), atol, strict=False):
+        q = e / (rtol * max(abs(a), abs(b)) + at)
+        acc += q * q
+    return math.sqrt(acc / len(atol))
+
+
+def _norm(y: torch.Tensor, y1: torch.Tensor, err: torch.Tensor, opts: LoopOptions, N: int):
+    """The RMS norm of ``err`` scaled by $\\mathrm{rtol}\\max(|y|, |y_1|) + \\mathrm{atol}$
+    (over the first ``opts.norm_size`` components when set), by torch operations."""
+    # control sees no gradients: autograd records nothing here
+    with torch.no_grad():
+        if opts.norm_size is None:
+            sc = torch.maximum(y.abs(), y1.abs()).mul_(opts.rtol).add_(opts.atol)
+            return float(torch.linalg.vector_norm(torch.div(err, sc))) / math.sqrt(N)
+        k_ = opts.norm_size
+        sc = torch.maximum(y[:k_].abs(), y1[:k_].abs()).mul_(opts.rtol).add_(opts.atol)
+        return float(torch.linalg.vector_norm(err[:k_] / sc)) / math.sqrt(k_)
+
+
 def integrate(
     method: Any,
     f: Any,
@@ -102,6 +138,20 @@ def integrate(
     h = min(abs(h), span)
     ctrl = opts.controller
     errold = ctrl.qoldinit
+    # the error norm on Python floats (see `_small_norm`): a small 1-D state on the CPU, no
+    # graph; atol then as one float per component measured
+    nn = N if opts.norm_size is None else opts.norm_size
+    small_atol = None
+    if (
+        not fresh
+        and y0.dim() == 1
+        and device.type == "cpu"
+        and dtype.is_floating_point
+        and nn <= SMALL_NORM
+    ):
+        at = opts.atol
+        small_atol = at.reshape(-1).tolist() if isinstance(at, torch.Tensor) else [float(at)]
+        small_atol = (small_atol * nn if len(small_atol) == 1 else small_atol)[:nn]
 
     # save points, in the coordinate tau = d * (t - t0), increasing
     every_step = saveat is None
@@ -133,15 +183,10 @@ def integrate(
         nfev += method.s - 1
         nsteps += 1
         if adaptive:
-            # control sees no gradients: autograd records nothing here
-            with torch.no_grad():
-                if opts.norm_size is None:
-                    sc = torch.maximum(y.abs(), y1.abs()).mul_(opts.rtol).add_(opts.atol)
-                    en = float(torch.linalg.vector_norm(torch.div(err, sc))) / math.sqrt(N)
-                else:
-                    k_ = opts.norm_size
-                    sc = torch.maximum(y[:k_].abs(), y1[:k_].abs()).mul_(opts.rtol).add_(opts.atol)
-                    en = float(torch.linalg.vector_norm(err[:k_] / sc)) / math.sqrt(k_)
+            if small_atol is not None:
+                en = _small_norm(y, y1, err, opts.rtol, small_atol)
+            else:
+                en = _norm(y, y1, err, opts, N)
             # error_order is read per step: a composite method may switch members
             accept, h_next, errold = ctrl.propose(en, errold, hs, method.error_order)
             nonfinite = not math.isfinite(en)
@@ -191,7 +236,7 @@ def integrate(
         if k1 is None:
             k1 = f(torch.scalar_tensor(t, dtype=torch.float64), y, p)
             nfev += 1
-        else:
+        elif k1.shape != shape:  # a row of a stage buffer, for a state of several axes
             k1 = k1.view(shape)
         if adaptive:
             if last and hs < h and h_next >= hs:
