@@ -9,7 +9,7 @@ same tolerances (rtol = atol = 1e-6; Tsit5 vs dopri5), same optimiser schedule.
     shortened schedule Adam x 200 + L-BFGS x 20 so the script finishes in minutes), with
     the learned missing term's relative L2 error along the true trajectory.
 
-    python benchmarks/bench_fit.py [--full] [--repeats 5]
+    python benchmarks/bench_fit.py [--full] [--repeats 5] [--cpu-time]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import optional, print_table, timeit  # noqa: E402
+from _common import optional, print_table, timeit_rounds  # noqa: E402
 
 import ude_bridge as ub  # noqa: E402
 
@@ -127,6 +127,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--full", action="store_true", help="the paper's full schedule")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time (a) by this thread's CPU clock instead of the wall clock (steadier on a "
+        "shared machine; both libraries run on one thread here)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     tdq = optional("torchdiffeq")
@@ -151,9 +157,7 @@ def main() -> None:
 
         return run
 
-    times = {}
-    for sa in ("backprop", "adjoint"):
-        times[("ude_bridge", sa)] = timeit(ours(sa), repeats=args.repeats)
+    runs = {("ude_bridge", sa): ours(sa) for sa in ("backprop", "adjoint")}
     if tdq is not None:
         func = TorchdiffeqUDE(make_model())
         for sa, fn in (("backprop", tdq.odeint), ("adjoint", tdq.odeint_adjoint)):
@@ -163,7 +167,9 @@ def main() -> None:
                 pred = fn(func, noisy[0], ts, rtol=TOL, atol=TOL, method="dopri5")
                 ((pred - noisy) ** 2).mean().backward()
 
-            times[("torchdiffeq", sa)] = timeit(run, repeats=args.repeats)
+            runs[("torchdiffeq", sa)] = run
+    clock = time.thread_time if args.cpu_time else time.perf_counter
+    times = timeit_rounds(runs, args.repeats, clock=clock)
     for (lib, sa), (tmin, tmed) in times.items():
         base = times.get(("torchdiffeq", sa))
         rows.append(
