@@ -220,7 +220,11 @@ class _Generator:
         j = self.index[id(net)]
         h, z = f"_h{j}_{layer}", f"_pre{j}_{layer}"
         col = ".unsqueeze(-1)" if target == "_M" else ""
-        if net.activation == "tanh":  # d - d h^2: no Python-level rsub
+        if net.activation == "tanh" and target == "_d":
+            # d (1 - h^2) as one kernel: measured ~3.1 against ~4.4 us for square + addcmul
+            # (it is differentiable, as the vjp must be under ``create_graph``)
+            self.emit(f"{target} = torch.ops.aten.tanh_backward({target}, {h})")
+        elif net.activation == "tanh":  # d - d h^2: no Python-level rsub
             self.emit(
                 f"{target} = torch.addcmul({target}, {target}, torch.square({h}){col}, value=-1.0)"
             )
@@ -343,7 +347,9 @@ def torch_vjp_source(system: SymbolicSystem) -> tuple[str, list[np.ndarray]] | N
         names_j: list[str] = []
         for layer in range(len(net.weights) - 1, -1, -1):
             W, h = f"_n{j}_{2 * layer}", f"_h{j}_{layer}"
-            gen.emit(f"_gW{j}_{layer} = _outer(_d, {h})")
+            # torch.outer inline for one trajectory: the helper's call and dim() test
+            # cost ~0.5 us per layer
+            gen.emit(f"_gW{j}_{layer} = torch.outer(_d, {h}) if _vec else _outer(_d, {h})")
             gen.emit(f"_gb{j}_{layer} = _d if _vec else _rows(_d)")
             if layer > 0:
                 gen.emit(f"_d = _d @ {W}")
