@@ -166,3 +166,26 @@ def test_save_index_counts_save_times_like_searchsorted(saveat):
         ]
     )
     assert torch.equal(index(x), torch.searchsorted(saveat, x, right=True))
+
+
+def _forced_lv(t, u, p):
+    """Lotka-Volterra with a time-dependent forcing: ``t`` reaches f as ``(B, 1)`` in a batch
+    and as a scalar for one trajectory."""
+    x, y = u[..., 0], u[..., 1]
+    force = 0.1 * torch.sin(t.reshape(-1)) if u.dim() == 2 else 0.1 * torch.sin(t)
+    return torch.stack([1.3 * x - 0.9 * x * y + force, 0.8 * x * y - 1.8 * y], -1)
+
+
+@pytest.mark.parametrize("tspan", [(3.0, 0.5), (0.5, 3.0), (-1.0, 2.0)])
+@pytest.mark.parametrize("method", ["Tsit5", "Vern7", "Rodas5P"])
+def test_a_batch_equals_single_solves_backwards_and_from_any_start(tspan, method):
+    """Backward time, a start other than 0 and a non-autonomous f: each row of a batch is its
+    own single solve (the batch loop hands f the row times itself only for t0 = 0 forwards)."""
+    u0 = torch.tensor([[1.0, 0.5], [0.8, 1.2], [1.5, 0.3]], dtype=torch.float64)
+    ts = torch.linspace(*tspan, 7, dtype=torch.float64)
+    opts = {"saveat": ts, "rtol": 1e-9, "atol": 1e-9}
+    batch = ub.solve(ub.ODEProblem(_forced_lv, u0, tspan), method, **opts).u
+    single = torch.stack(
+        [ub.solve(ub.ODEProblem(_forced_lv, u, tspan), method, **opts).u for u in u0]
+    )
+    torch.testing.assert_close(batch, single, rtol=0, atol=1e-9)
