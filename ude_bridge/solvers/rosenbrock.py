@@ -28,6 +28,7 @@ numpy, ~3.5 us for torch), not its flops; ``f`` still gets and returns tensors
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -237,7 +238,7 @@ class Rosenbrock:
         lean = st.lean
         Z, K, Zi, A, G, s, c = lean.Z, lean.K, lean.Zi, lean.A, lean.G, self.s, self.c
         hg = h * self.gamma
-        Wi = lean.inverse(J.numpy(), hg)
+        Wi = _inverse_w(J.numpy(), hg, Z.dtype)
         lean.set_step(hg, h * h, y.tolist(), None if ft is None else ft.tolist())
         from_numpy, array = torch.from_numpy, np.array
         fi = st.k1
@@ -356,12 +357,9 @@ INVERSE_MAX_N = 32
 
 class _NumpyTableau:
     """The coefficients of `Rosenbrock._step_np` as numpy rows over its buffer ``Z`` (rows
-    $y$, $f_i$, $f_t$, $u_0, \\dots$), and $W^{-1}$ by LAPACK's ``getrf``/``getri``: ~2.5 us
-    at $n = 3$ against ~8 us for `numpy.linalg.inv`, whose Python wrapper (checks, error
-    state) costs more than the factorisation; the same algorithm, LU with partial
-    pivoting."""
+    $y$, $f_i$, $f_t$, $u_0, \\dots$)."""
 
-    __slots__ = ("A", "G", "m", "e", "gd", "lapack")
+    __slots__ = ("A", "G", "m", "e", "gd")
 
     def __init__(self, tt: Any, s: int) -> None:
         dtype = tt.A.numpy().dtype
@@ -375,15 +373,6 @@ class _NumpyTableau:
         self.m = np.concatenate([np.array([1.0, 0.0, 0.0], dtype=dtype), tt.m.numpy()])
         self.e = np.concatenate([np.zeros(3, dtype=dtype), tt.e.numpy()])
         self.gd = np.array(tt.gd, dtype=dtype)
-        self.lapack: tuple | None = None  # imported on first use: scipy.linalg takes ~0.4 s
-
-    def getrf_getri(self) -> tuple:
-        """LAPACK's ``getrf`` and ``getri`` for this dtype."""
-        if self.lapack is None:
-            from scipy.linalg import lapack
-
-            self.lapack = lapack.get_lapack_funcs(("getrf", "getri"), (self.A,))
-        return self.lapack
 
 
 class _Lean:
@@ -391,11 +380,9 @@ class _Lean:
     $f_t$, then the stages, ``K`` being a view of those), its leading blocks
     ``Zi[i] = Z[:3 + i]``, and the coefficient rows of `_NumpyTableau` cut to them."""
 
-    __slots__ = ("Z", "K", "Zi", "A", "G", "Gfull", "m", "e", "gd", "has_ft", "eye", "lapack")
+    __slots__ = ("Z", "K", "Zi", "A", "G", "Gfull", "m", "e", "gd", "has_ft")
 
     def __init__(self, tab: _NumpyTableau, s: int, n: int) -> None:
-        self.eye = np.eye(n, dtype=tab.A.dtype, order="F")
-        self.lapack = tab.getrf_getri()
         self.Z = np.zeros((s + 3, n), dtype=tab.A.dtype)
         self.K = self.Z[3:]
         self.Zi = [self.Z[: 3 + i] for i in range(s + 1)]
@@ -404,19 +391,6 @@ class _Lean:
         self.G = [self.Gfull[i, : 3 + i] for i in range(s)]
         self.m, self.e, self.gd = tab.m, tab.e, tab.gd
         self.has_ft = False
-
-    def inverse(self, J: np.ndarray, hg: float) -> np.ndarray:
-        """$W^{-1}$ for $W = I - h\\gamma J$, ``J`` ``(n, n)``: NaN when $W$ is exactly
-        singular (NaN stages: the step is rejected)."""
-        getrf, getri = self.lapack
-        # Fortran order (J from the complex step is a transposed view): LAPACK factorises
-        # in place, no copy
-        lu, piv, info = getrf(self.eye - hg * J, overwrite_a=True)
-        if info == 0:
-            Wi, info = getri(lu, piv, overwrite_lu=True)
-        if info != 0:
-            return np.full((J.shape[0], J.shape[0]), np.nan, dtype=self.Z.dtype)
-        return Wi
 
     def set_step(self, hg: float, h2: float, y: list, ft: list | None) -> None:
         """Load $y$, $f_t$ and the step's coefficients $h\\gamma$, $h^2\\gamma d_i$."""
@@ -431,6 +405,34 @@ class _Lean:
             self.has_ft = False
 
 
+@functools.cache
+def _lapack_inverse(dtype: np.dtype, n: int) -> tuple[Any, Any, np.ndarray]:
+    """LAPACK's ``getrf`` and ``getri`` for ``dtype``, and the ``(n, n)`` identity in Fortran
+    order (scipy.linalg is imported on first use: ~0.4 s)."""
+    from scipy.linalg import lapack
+
+    getrf, getri = lapack.get_lapack_funcs(("getrf", "getri"), dtype=dtype)
+    return getrf, getri, np.eye(n, dtype=dtype, order="F")
+
+
+def _inverse_w(J: np.ndarray, hg: float, dtype: np.dtype) -> np.ndarray:
+    """$W^{-1}$ for $W = I - h\\gamma J$, ``J`` ``(n, n)``, in ``dtype``: NaN when $W$ is
+    exactly singular (NaN stages: the step is rejected).
+
+    LAPACK's ``getrf``/``getri`` directly: ~2.5 us at $n = 3$ against ~8 us for
+    `numpy.linalg.inv`, whose Python wrapper (checks, error state) costs more than the
+    factorisation; the same algorithm, LU with partial pivoting. ``W`` is a new array
+    (Fortran order, as the identity: LAPACK factorises it in place, no copy)."""
+    n = J.shape[0]
+    getrf, getri, eye = _lapack_inverse(np.dtype(dtype), n)
+    lu, piv, info = getrf(eye - hg * J, overwrite_a=True)
+    if info == 0:
+        Wi, info = getri(lu, piv, overwrite_lu=True)
+    if info != 0:
+        return np.full((n, n), np.nan, dtype=dtype)
+    return Wi
+
+
 class _Solver:
     """Solves with one matrix ``W`` (``(n, n)``, or ``(B, n, n)`` for a batch), factorised once."""
 
@@ -440,9 +442,9 @@ class _Solver:
     def of_jacobian(cls, J: torch.Tensor, hg: float, eye: torch.Tensor) -> _Solver:
         """The solver of $W = I - h\\gamma J$ for one trajectory's ``J`` ``(n, n)``.
 
-        A small ``J`` without a graph, on the CPU, is inverted by numpy (LAPACK ``gesv``
-        with partial pivoting, the algorithm of the torch path): ~6 us against ~20 us
-        for ``lu_factor_ex`` + ``lu_solve`` at ``n = 3``, paid once per step."""
+        A small ``J`` without a graph, on the CPU, is inverted by `_inverse_w` (LAPACK,
+        LU with partial pivoting, the algorithm of the torch path): a few us against
+        ~20 us for ``lu_factor_ex`` + ``lu_solve`` at ``n = 3``, paid once per step."""
         n = J.shape[-1]
         if (
             n > INVERSE_MAX_N
@@ -451,14 +453,9 @@ class _Solver:
             or J.dtype not in (torch.float64, torch.float32)
         ):
             return cls(torch.add(eye, J, alpha=-hg), eye)
-        W = J.numpy() * -hg
-        W.flat[:: n + 1] += 1.0
-        try:
-            Wi = np.linalg.inv(W)
-        except np.linalg.LinAlgError:  # exactly singular: NaN stages, the step is rejected
-            Wi = np.full_like(W, np.nan)
+        Jn = J.numpy()
         new = cls.__new__(cls)
-        new.Wi, new.LU, new.piv = torch.from_numpy(Wi), None, None
+        new.Wi, new.LU, new.piv = torch.from_numpy(_inverse_w(Jn, hg, Jn.dtype)), None, None
         return new
 
     def __init__(self, W: torch.Tensor, eye: torch.Tensor) -> None:
