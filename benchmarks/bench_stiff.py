@@ -16,7 +16,10 @@ cross-checked with Rodas5P at 1e-11). "Matched accuracy" rows tighten Rodas5P's 
 its error is no larger than scipy Radau's at the nominal tolerance. Jacobians: scipy
 differences them (its default), or is given the analytic one ("+jac"); ude_bridge picks its
 own (the complex step on these problems), or is given the analytic one ("+jac", what the
-codegen's symbolic Jacobian provides).
+codegen's symbolic Jacobian provides). "(equations)" rows solve the same problem written as
+an equation model, ``ub.UDE({"y1": "-k1*y1 + k3*y2*y3", ...})``, the way a user of
+ude_bridge writes known physics: sympy's Jacobian, and (a small system on the CPU without a
+graph) stages run by generated numpy code instead of torch operations.
 
     python benchmarks/bench_stiff.py [--repeats 5] [--quick] [--full-sequential]
 """
@@ -91,6 +94,17 @@ def vdp_jac_np(t, u):
     return [[0.0, 1.0], [-2 * MU * u[0] * u[1] - 1, MU * (1 - u[0] * u[0])]]
 
 
+#: the same problems as equation models (`ub.UDE`), as a user writes known physics: their
+#: Jacobian is sympy's, and a small system's stages run generated numpy code
+#: (`ude_bridge.codegen.to_numpy`) instead of torch operations
+EQUATIONS = {
+    "ROBER t=1e5": (
+        {"y1": "-k1*y1 + k3*y2*y3", "y2": "k1*y1 - k2*y2^2 - k3*y2*y3", "y3": "k2*y2^2"},
+        {"k1": 0.04, "k2": 3e7, "k3": 1e4},
+    ),
+    "VdP mu=1e3": ({"x": "y", "y": "mu*(1 - x^2)*y - x"}, {"mu": MU}),
+}
+
 PROBLEMS = {
     # name: (f, jac, f_np, jac_np, u0, t_end, rtol, atol)
     "ROBER t=1e5": (rober, rober_jac, rober_np, rober_jac_np, [1.0, 0.0, 0.0], 1e5, 1e-6, 1e-10),
@@ -162,8 +176,14 @@ def single_rows(name, repeats, quick):
 
         return run, stats
 
-    def ours_case(method, with_jac, tol=rtol, atol=atol):
-        prob = ub.ODEProblem(f, u0, (0.0, T), jac=jac if with_jac else None)
+    equations, values = EQUATIONS[name]
+    model = ub.UDE(equations, params=values, fixed=list(values))
+
+    def ours_case(method, with_jac, tol=rtol, atol=atol, equations=False):
+        if equations:
+            prob = model.problem(u0, (0.0, T))
+        else:
+            prob = ub.ODEProblem(f, u0, (0.0, T), jac=jac if with_jac else None)
 
         def run():
             return ub.solve(prob, method, saveat=[T], rtol=tol, atol=atol, max_steps=10**6)
@@ -184,14 +204,23 @@ def single_rows(name, repeats, quick):
     for m in methods:
         cases[("ude_bridge", m)] = (*ours_case(m, False), rtol, atol)
         cases[("ude_bridge", m + " +jac")] = (*ours_case(m, True), rtol, atol)
+        cases[("ude_bridge", m + " (equations)")] = (
+            *ours_case(m, False, equations=True),
+            rtol,
+            atol,
+        )
     # matched accuracy: tighten Rodas5P's rtol and atol together, by factors of 10^0.1 (a
     # coarser grid overshoots: up to 1.5x tighter than needed, ~8 % more steps at order 5),
     # until its error is at most scipy Radau's at the nominal tolerances
     radau_u = cases[("scipy", "Radau")][1](cases[("scipy", "Radau")][0]())[0]
     target = rel_err(radau_u, ref)
-    for label, with_jac in (("Rodas5P", False), ("Rodas5P +jac", True)):
+    for label, with_jac, eqs in (
+        ("Rodas5P", False, False),
+        ("Rodas5P +jac", True, False),
+        ("Rodas5P (equations)", False, True),
+    ):
         for sc in (10 ** (-k / 10) for k in range(31)):
-            run, stats = ours_case("Rodas5P", with_jac, rtol * sc, atol * sc)
+            run, stats = ours_case("Rodas5P", with_jac, rtol * sc, atol * sc, eqs)
             if rel_err(stats(run())[0], ref) <= target:
                 break
         cases[("ude_bridge", label + " (matched)")] = (run, stats, rtol * sc, atol * sc)

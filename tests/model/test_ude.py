@@ -275,3 +275,10 @@ def test_a_model_with_scaling_and_data_inputs_runs_on_cuda():
     got = model(t.cuda(), u.cuda())
     assert got.device.type == "cuda"
     torch.testing.assert_close(got.cpu(), expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_a_model_without_parameters_keeps_its_dtype(dtype):
+    model = UDE({"x": "-50*(x - cos(t))", "y": "x - y"}, dtype=dtype)
+    assert model.param_tensors() == ()
+    assert model.dtype == dtype and model.problem([0.5, 0.0], (0.0, 1.0)).u0.dtype == dtype

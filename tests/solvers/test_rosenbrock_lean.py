@@ -80,3 +80,103 @@ def test_a_failed_float32_step_warns_nothing_from_numpy(method):
         with pytest.warns(UserWarning, match="stiff problems at tight tolerance"):
             sol = ub.solve(ub.ODEProblem(rober, u0, (0.0, 1.0)), method, rtol=1e-7, atol=1e-9)
     assert sol.u.dtype == torch.float32
+
+
+# ---- an equation model's generated numpy functions (`ude_bridge.codegen.to_numpy`) ------
+ROBER_EQUATIONS = {"y1": "-k1*y1 + k3*y2*y3", "y2": "k1*y1 - k2*y2^2 - k3*y2*y3", "y3": "k2*y2^2"}
+ROBER_RATES = {"k1": 0.04, "k2": 3e7, "k3": 1e4}
+
+
+class _Counted:
+    """A model's right-hand side that counts its (torch) calls; with ``numpy=False`` it
+    hides the generated numpy functions, so the solve takes the torch lean path."""
+
+    def __init__(self, rhs, numpy: bool = True) -> None:
+        self.rhs, self.calls = rhs, 0
+        self.make_jac = rhs.make_jac
+        if numpy:
+            self.make_numpy = rhs.make_numpy
+
+    def __call__(self, t, u, p):
+        self.calls += 1
+        return self.rhs(t, u, p)
+
+
+def _rober_model(**kw) -> ub.UDE:
+    return ub.UDE(ROBER_EQUATIONS, params=ROBER_RATES, **kw)
+
+
+@pytest.mark.parametrize("method", STIFF)
+def test_an_equation_model_steps_without_calling_torch_and_gives_the_same_solution(method):
+    model = _rober_model(fixed=list(ROBER_RATES))
+    ts = torch.logspace(-3, 3, 7, dtype=torch.float64)
+    sols, fs = [], []
+    for numpy in (True, False):
+        f = _Counted(model.rhs, numpy)
+        prob = ub.ODEProblem(f, [1.0, 0.0, 0.0], (0.0, 1e3), model.param_tensors())
+        prob = prob.remake(jac=model.rhs.make_jac())
+        sols.append(ub.solve(prob, method, saveat=ts, rtol=1e-7, atol=1e-11))
+        fs.append(f)
+    fast, slow_ = sols
+    assert fast.success and fast.stats["nsteps"] > 30
+    # the numpy functions did the stages, Jacobians and next first stages: torch f ran
+    # only for the initial stage and the initial step size
+    assert fs[0].calls <= 2 < fast.stats["nsteps"] < fs[1].calls
+    for key in ("nsteps", "naccept", "nfev", "njac"):
+        assert fast.stats[key] == slow_.stats[key], key
+    # the same formulas (sympy's, cse'd alike) in numpy and in torch: equal to round-off
+    assert torch.allclose(fast.u, slow_.u, rtol=1e-12, atol=1e-20)
+
+
+def test_a_non_autonomous_model_uses_its_exact_time_derivative():
+    model = ub.UDE({"x": "-50*(x - cos(t))", "y": "x - y"})
+    u0, ts = [0.5, 0.0], torch.linspace(0.0, 2.0, 9, dtype=torch.float64)
+    fast = ub.solve(model.problem(u0, (0.0, 2.0)), "Rodas5P", saveat=ts, rtol=1e-8, atol=1e-10)
+    f = _Counted(model.rhs, numpy=False)
+    prob = ub.ODEProblem(f, u0, (0.0, 2.0), model.param_tensors(), jac=model.rhs.make_jac())
+    slow_ = ub.solve(prob, "Rodas5P", saveat=ts, rtol=1e-8, atol=1e-10)
+    # the torch path's f_t is a forward difference, O(sqrt(eps)) through h^2 f_t
+    assert torch.allclose(fast.u, slow_.u, rtol=1e-7, atol=1e-9)
+    # and both against the exact solution of x' = -50 (x - cos t)
+    t = ts
+    c = 50.0 / (50.0**2 + 1.0)
+    x = 50.0 * c * torch.cos(t) + c * torch.sin(t) + (0.5 - 50.0 * c) * torch.exp(-50.0 * t)
+    assert torch.allclose(fast.u[:, 0], x, rtol=1e-6, atol=1e-8)
+
+
+def test_a_users_own_jacobian_keeps_the_torch_function():
+    model = _rober_model(fixed=list(ROBER_RATES))
+    f = _Counted(model.rhs)
+
+    def jac(t, u, p):
+        return model.rhs.make_jac()(t, u, p)
+
+    prob = ub.ODEProblem(f, [1.0, 0.0, 0.0], (0.0, 10.0), model.param_tensors(), jac=jac)
+    sol = ub.solve(prob, "Rodas5P", rtol=1e-6, atol=1e-10)
+    assert f.calls > sol.stats["nsteps"]
+
+
+def test_learnable_and_positive_parameters_reach_the_numpy_functions():
+    """A model with learnable (and softplus-stored) rates, solved without a graph, equals
+    the same model with the rates fixed; with a graph it differentiates (the torch path)."""
+    learn = _rober_model(positive=["k2"])
+    fixed = _rober_model(fixed=list(ROBER_RATES))
+    kw = {"saveat": [1.0, 100.0], "rtol": 1e-8, "atol": 1e-12}
+    with torch.no_grad():
+        a = ub.solve(learn.problem([1.0, 0.0, 0.0], (0.0, 100.0)), "Rodas5P", **kw)
+    b = ub.solve(fixed.problem([1.0, 0.0, 0.0], (0.0, 100.0)), "Rodas5P", **kw)
+    assert torch.allclose(a.u, b.u, rtol=1e-9, atol=1e-16)
+    g = ub.solve(learn.problem([1.0, 0.0, 0.0], (0.0, 100.0)), "Rodas5P", **kw)
+    (grad,) = torch.autograd.grad(g.u[-1, 2], learn.params["k1"])
+    assert torch.isfinite(grad) and grad != 0
+    assert torch.allclose(g.u.detach(), b.u, rtol=1e-7, atol=1e-14)
+
+
+def test_an_equation_model_of_rober_matches_the_reference_at_1e11():
+    model = _rober_model(fixed=list(ROBER_RATES))
+    prob = model.problem([1.0, 0.0, 0.0], (0.0, 1e11))
+    sol = ub.solve(prob, "Rodas5P", saveat=[1e11], rtol=1e-8, atol=1e-20, max_steps=10**6)
+    ref = [2.083340149701255e-08, 8.333360770334713e-14, 0.9999999791665050]
+    ref = torch.tensor(ref, dtype=torch.float64)
+    rel = ((sol.u[-1] - ref) / ref).abs().max().item()
+    assert sol.success and rel <= 1e-4, rel

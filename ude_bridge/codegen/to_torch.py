@@ -80,7 +80,15 @@ _ACTIVATION: dict[str, str] = {
 
 
 class _Printer:
-    """sympy -> Python/torch source, table-driven; names maps symbols to identifiers."""
+    """sympy -> Python/torch source, table-driven; names maps symbols to identifiers.
+
+    The tables are class attributes, so a printer for another array library (numpy:
+    `ude_bridge.codegen.to_numpy`) overrides them, with ``_minmax`` and ``_atan2``."""
+
+    UNARY: dict[type, str] = _UNARY
+    POW: dict[float, str] = _POW
+    POWER = "torch.pow({}, {})"
+    NAME = "torch"
 
     def __init__(self, names: Mapping[sympy.Symbol, str]) -> None:
         self.names = names
@@ -109,16 +117,17 @@ class _Printer:
             return self._mul(e)
         if e.is_Pow:
             return self._pow(e)
-        if e.func in _UNARY:
-            return f"{_UNARY[e.func]}({self(e.args[0])})"
+        if e.func in self.UNARY:
+            return f"{self.UNARY[e.func]}({self(e.args[0])})"
         if e.func in (sympy.Max, sympy.Min):
             return self._minmax(e)
         if e.func is sympy.atan2:
             return self._atan2(*e.args)
         name = getattr(e.func, "__name__", type(e).__name__)
         raise InputError(
-            f"to_torch: the function {name!r} in {e} has no torch translation. Rewrite the "
-            "equation with exp, log, sqrt, trigonometric, hyperbolic, abs, sign, min and max."
+            f"to_{self.NAME}: the function {name!r} in {e} has no {self.NAME} translation. "
+            "Rewrite the equation with exp, log, sqrt, trigonometric, hyperbolic, abs, sign, "
+            "min and max."
         )
 
     def _add(self, e: sympy.Expr) -> str:
@@ -162,13 +171,13 @@ class _Printer:
         base, ex = e.as_base_exp()
         if ex.is_number:
             v = float(ex)
-            if v in _POW:
-                return f"{_POW[v]}({self(base)})"
+            if v in self.POW:
+                return f"{self.POW[v]}({self(base)})"
             exp_code = str(int(v)) if v.is_integer() else repr(v)
             return f"{self.operand(base)}**{exp_code if v >= 0 else f'({exp_code})'}"
         if base.is_number:
             return f"{self.operand(base)}**{self.operand(ex)}"
-        return f"torch.pow({self(base)}, {self(ex)})"
+        return self.POWER.format(self(base), self(ex))
 
     def _minmax(self, e: sympy.Expr) -> str:
         numbers = [float(a) for a in e.args if a.is_number]
@@ -399,7 +408,9 @@ def torch_rhs(
         ``f.make_jac()``: they generate (once) ``vjp(t, u, p, v) -> (f, v^T df/du,
         v^T df/dp)`` and ``jac(t, u, p) -> df/du`` by
         `ude_bridge.codegen.to_torch_derivatives`, or give None where that cannot be
-        done; the backsolve adjoint and the stiff methods call them.
+        done; the backsolve adjoint and the stiff methods call them. And
+        ``f.make_numpy()``: the `ude_bridge.codegen.to_numpy.NumpyField` of a system with
+        no networks or inputs (else None), for the stiff methods' lean step.
 
     Raises:
         InputError: the wrong number of inputs or modules, or an untranslatable expression.
@@ -427,9 +438,11 @@ def torch_rhs(
     rhs.source = source
     rhs.system = system  # lets the Julia backend generate the same system in Julia
     if part == "full":  # derivatives as generated code, built on demand
+        from .to_numpy import numpy_field
         from .to_torch_derivatives import torch_jac, torch_vjp
 
         rhs.make_vjp = functools.cache(lambda: torch_vjp(system, inputs=inputs))
         rhs.make_jac = functools.cache(lambda: torch_jac(system, inputs=inputs))
+        rhs.make_numpy = functools.cache(lambda: numpy_field(system))
     rhs.__qualname__ = rhs.__name__ = f"rhs_{part}"
     return rhs

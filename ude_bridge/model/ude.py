@@ -279,6 +279,7 @@ class UDE(nn.Module):
                 self.params[name] = nn.Parameter(tensor)
         self.networks = nn.ModuleList(nets)
         self.to(dtype)
+        self._dtype = dtype  # for a model with no parameters and no networks
         self._rhs_cache: dict[str, Callable[..., torch.Tensor]] = {}
         self._fingerprint: tuple[Any, ...] | None = None
         self._function("full")  # an untranslatable equation fails here, not at solve time
@@ -314,9 +315,9 @@ class UDE(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The dtype of the parameters and weights."""
+        """The dtype of the parameters and weights (the ``dtype`` given when there are none)."""
         tensors = self.param_tensors()
-        return tensors[0].dtype if tensors else torch.get_default_dtype()
+        return tensors[0].dtype if tensors else self._dtype
 
     def _tu(self, t: Any, u: Any) -> tuple[torch.Tensor, torch.Tensor]:
         u = torch.as_tensor(u, dtype=self.dtype) if not isinstance(u, torch.Tensor) else u

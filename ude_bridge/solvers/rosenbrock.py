@@ -160,17 +160,25 @@ class Rosenbrock:
 
     def step(self, f: Field, p: Any, t: float, h: float, y: torch.Tensor, st: _RStages):
         """One step of one trajectory ``(n,)``: ``(y1, error estimate)``."""
+        lean = st.lean
+        if lean is not None:
+            if lean.field is _UNSET:
+                lean.resolve(f, p, self.jac)
+            if lean.field is not None:  # an equation model's generated numpy functions
+                with np.errstate(all="ignore"):
+                    return self._step_np(f, p, t, h, y, st, *_jacobian_np(t, y, st))
         J, ft = self._jacobian(f, p, t, h, y, st)
         if st.jc.inference is None:
             _probe_inference(f, p, t, y, st)
         # the lean path reads J as an array: not one with a graph (a user's Jacobian can be)
         if st.lean is not None and not J.requires_grad:
             # numpy must not warn where torch is silent (a NaN step is simply rejected)
+            Jn, ftl = J.numpy(), None if ft is None else ft.tolist()
             with np.errstate(all="ignore"):
                 if _inference_ok(st):
                     with st.jc.inference_mode:
-                        return self._step_np(f, p, t, h, y, st, J, ft)
-                return self._step_np(f, p, t, h, y, st, J, ft)
+                        return self._step_np(f, p, t, h, y, st, Jn, ftl)
+                return self._step_np(f, p, t, h, y, st, Jn, ftl)
         if _inference_ok(st):
             with st.jc.inference_mode:
                 return self._step(f, p, t, h, y, st, J, ft)
@@ -216,7 +224,8 @@ class Rosenbrock:
         return y1, mv(KTs, self.e)
 
     def _step_np(self, f: Field, p: Any, t: float, h: float, y, st: _RStages, J, ft):
-        """`_step` in numpy, for a small system on the CPU without a graph.
+        """`_step` in numpy, for a small system on the CPU without a graph; ``J`` an array,
+        ``ft`` a list or None.
 
         Every combination of stages is one ``ndarray.dot`` with a row of coefficients, over
         the buffer ``Z`` of `_Lean`: rows $y$, $f_i$ (the stage just evaluated), $f_t$,
@@ -234,26 +243,38 @@ class Rosenbrock:
         solver overhead per step (the user's ``f`` excluded). ``f`` gets
         ``torch.from_numpy`` views of fresh arrays (never written afterwards: ``f`` may keep
         them) and a fresh float64 time tensor per node. The arithmetic is the torch path's,
-        in another summation order."""
+        in another summation order.
+
+        For an equation model, ``lean.field`` holds its generated numpy functions
+        (`ude_bridge.codegen.to_numpy`): the stages then call those on the arrays directly,
+        and ``f`` (torch) is not called in the step at all."""
         lean = st.lean
         Z, K, Zi, A, G, s, c = lean.Z, lean.K, lean.Zi, lean.A, lean.G, self.s, self.c
         hg = h * self.gamma
-        Wi = _inverse_w(J.numpy(), hg, Z.dtype)
-        lean.set_step(hg, h * h, y.tolist(), None if ft is None else ft.tolist())
+        Wi = _inverse_w(J, hg, Z.dtype)
+        lean.set_step(hg, h * h, y.tolist(), ft)
         from_numpy, array = torch.from_numpy, np.array
+        field = lean.field
         fi = st.k1
         Z[1] = fi.tolist()
         Wi.dot(G[0].dot(Zi[0]), K[0])
         yi = y
         ti = None
         for i in range(1, s):
-            yi = from_numpy(A[i].dot(Zi[i]))
-            if ti is None or c[i] != c[i - 1]:  # stages at one node share t
-                ti = from_numpy(array(t + c[i] * h))
-            fi = f(ti, yi, p)
-            Z[1] = fi.tolist()
+            if field is not None:
+                yi = A[i].dot(Zi[i])
+                Z[1] = field.f(t + c[i] * h, yi, lean.pv)
+            else:
+                yi = from_numpy(A[i].dot(Zi[i]))
+                if ti is None or c[i] != c[i - 1]:  # stages at one node share t
+                    ti = from_numpy(array(t + c[i] * h))
+                fi = f(ti, yi, p)
+                Z[1] = fi.tolist()
             Wi.dot(G[i].dot(Zi[i]), K[i])
         st.nsolve += s
+        if field is not None:
+            yi = from_numpy(yi)
+            fi = from_numpy(Z[1].copy()) if self.fsal else None
         st.f_last = fi
         Zs = Zi[s]
         if self.fsal:
@@ -308,6 +329,12 @@ class Rosenbrock:
         autograd), the next step's Jacobian is built now and gives $f(t + h, y_1)$ for free."""
         if self.fsal:
             return st.f_last
+        lean = st.lean
+        if lean is not None and lean.field and st.pending is not None:  # generated numpy f
+            t1, y1 = st.pending[2], st.pending[3]
+            st.pending = None
+            _count(st, "nfev", 1)
+            return torch.from_numpy(np.array(lean.field.f(t1, y1.numpy(), lean.pv), lean.Z.dtype))
         jc = st.jc
         if st.pending is None or jc.mode not in ("complex", "copies") or self.jac is not None:
             return None
@@ -380,7 +407,7 @@ class _Lean:
     $f_t$, then the stages, ``K`` being a view of those), its leading blocks
     ``Zi[i] = Z[:3 + i]``, and the coefficient rows of `_NumpyTableau` cut to them."""
 
-    __slots__ = ("Z", "K", "Zi", "A", "G", "Gfull", "m", "e", "gd", "has_ft")
+    __slots__ = ("Z", "K", "Zi", "A", "G", "Gfull", "m", "e", "gd", "has_ft", "field", "pv")
 
     def __init__(self, tab: _NumpyTableau, s: int, n: int) -> None:
         self.Z = np.zeros((s + 3, n), dtype=tab.A.dtype)
@@ -391,6 +418,27 @@ class _Lean:
         self.G = [self.Gfull[i, : 3 + i] for i in range(s)]
         self.m, self.e, self.gd = tab.m, tab.e, tab.gd
         self.has_ft = False
+        #: an equation model's `NumpyField` and its parameter values (see `resolve`)
+        self.field: Any = _UNSET
+        self.pv: tuple = ()
+
+    def resolve(self, f: Field, p: Any, jac: Callable | None) -> None:
+        """Take ``f.make_numpy()`` (generated for an equation model with no networks or
+        inputs: `ude_bridge.codegen.to_numpy`) for this solve when it describes this very
+        problem: ``p`` is the model's parameter tuple, and the Jacobian is not the user's
+        own (a ``problem.jac`` other than the model's generated one is kept, with ``f``)."""
+        self.field = None
+        make = getattr(f, "make_numpy", None)
+        field = make() if make is not None else None
+        if field is None:
+            return
+        if jac is not None:
+            make_jac = getattr(f, "make_jac", None)
+            if make_jac is None or make_jac() is not jac:
+                return
+        pv = field.bind(p, self.Z.dtype)
+        if pv is not None:
+            self.field, self.pv = field, pv
 
     def set_step(self, hg: float, h2: float, y: list, ft: list | None) -> None:
         """Load $y$, $f_t$ and the step's coefficients $h\\gamma$, $h^2\\gamma d_i$."""
@@ -403,6 +451,23 @@ class _Lean:
         elif self.has_ft:  # f_t gone (not expected within a solve): zero its column
             self.Gfull[:, 2] = 0.0
             self.has_ft = False
+
+
+_UNSET = object()
+
+
+def _jacobian_np(t: float, y: torch.Tensor, st: _RStages) -> tuple[np.ndarray, list | None]:
+    """``(J, f_t)`` at ``(t, y)`` from the lean path's generated numpy functions (``J`` an
+    array, ``f_t`` a list or None): exact, by sympy; reused when built at this ``y``."""
+    jc, lean = st.jc, st.lean
+    field = lean.field
+    if jc.y is not y:
+        yn = y.numpy()
+        J = np.array(field.jac(t, yn, lean.pv), dtype=lean.Z.dtype)
+        jc.t, jc.y, jc.J, jc.mode = t, y, torch.from_numpy(J), "numpy"
+        jc.ft = None if field.ft is None else field.ft(t, yn, lean.pv)
+        _count(st, "njac", 1)
+    return jc.J.numpy(), jc.ft
 
 
 @functools.cache
