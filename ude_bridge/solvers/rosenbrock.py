@@ -22,7 +22,10 @@ A small system ($n \\le$ `INVERSE_MAX_N`) on the CPU without a graph takes a lea
 `Rosenbrock._step_np`: the same arithmetic in numpy on a buffer the stage tensor views,
 $W^{-1}$ from LAPACK, since at this size every operation costs its dispatch (~1 us for
 numpy, ~3.5 us for torch), not its flops; ``f`` still gets and returns tensors
-(`torch.from_numpy` shares memory).
+(`torch.from_numpy` shares memory). When ``f`` is an equation model's generated right-hand
+side and offers ``f.make_numpy()`` (`ude_bridge.codegen.to_numpy`: no networks, no inputs),
+the stages, $J$ and $f_t$ come from that generated numpy code instead, and the torch ``f``
+is not called inside a step: same formulas, same steps, ~4x less time per step on ROBER.
 """
 
 from __future__ import annotations
