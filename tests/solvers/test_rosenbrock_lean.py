@@ -180,3 +180,19 @@ def test_an_equation_model_of_rober_matches_the_reference_at_1e11():
     ref = torch.tensor(ref, dtype=torch.float64)
     rel = ((sol.u[-1] - ref) / ref).abs().max().item()
     assert sol.success and rel <= 1e-4, rel
+
+
+def test_the_generated_path_rejects_what_the_torch_path_rejects_and_warns_nothing():
+    """x' = -k sinh(x) from x = 8: trial steps overshoot into huge sinh values; numpy
+    scalars must behave as torch does there (IEEE, rejected steps), without warnings."""
+    model = ub.UDE({"x": "-k*sinh(x)"}, params={"k": 1e3}, fixed=["k"])
+    kw = {"saveat": [0.01, 1.0], "rtol": 1e-6, "atol": 1e-9}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fast = ub.solve(model.problem([8.0], (0.0, 1.0)), "Rodas5P", **kw)
+    f = _Counted(model.rhs, numpy=False)
+    prob = ub.ODEProblem(f, [8.0], (0.0, 1.0), model.param_tensors(), jac=model.rhs.make_jac())
+    slow_ = ub.solve(prob, "Rodas5P", **kw)
+    assert fast.success and fast.stats["nreject"] > 0
+    assert fast.stats == slow_.stats
+    assert torch.allclose(fast.u, slow_.u, rtol=1e-12, atol=1e-30)
