@@ -11,8 +11,14 @@ Method names map to the closest scipy scheme (stated, not hidden):
 | FBDF, QNDF | BDF |
 | AutoTsit5(Rosenbrock23), LSODA | LSODA |
 
-scipy cannot differentiate: a problem whose ``u0`` or ``params`` require grad is refused.
+scipy cannot differentiate: a problem whose ``u0`` or ``params`` require grad is refused
+(outside `torch.no_grad`, where nobody asks for gradients).
 A batch ``(B, n)`` is solved one trajectory after another.
+
+An equation model's right-hand side with generated numpy code (``f.make_numpy()``,
+`ude_bridge.codegen.to_numpy`: no networks, no inputs) is evaluated by that code, and its
+sympy Jacobian goes to the implicit methods (unless ``problem.jac`` is given): no torch
+call per evaluation, and no Jacobian by differences.
 """
 
 from __future__ import annotations
@@ -56,6 +62,15 @@ def _requires_grad(x: Any) -> bool:
     return False
 
 
+def _numpy_field(problem: ODEProblem) -> tuple[Any, tuple]:
+    """``(field, parameter values)`` of an equation model's generated numpy code for this
+    problem (float64), or ``(None, ())``."""
+    make = getattr(problem.f, "make_numpy", None)
+    field = make() if make is not None else None
+    pv = field.bind(problem.params, np.float64) if field is not None else None
+    return (field, pv) if pv is not None else (None, ())
+
+
 class ScipyBackend:
     """Reference backend over `scipy.integrate.solve_ivp`."""
 
@@ -73,10 +88,12 @@ class ScipyBackend:
     def solve(self, problem: ODEProblem, method: str, options: SolveOptions) -> ODESolution:
         from scipy.integrate import solve_ivp
 
-        if _requires_grad(problem.u0) or _requires_grad(problem.params):
+        if torch.is_grad_enabled() and (
+            _requires_grad(problem.u0) or _requires_grad(problem.params)
+        ):
             raise InputError(
                 "solve(backend='scipy'): u0 or params require grad, but scipy cannot "
-                "differentiate; use backend='torch'."
+                "differentiate; use backend='torch' (or solve under torch.no_grad())."
             )
         if options["dt"] is not None and options["adaptive"] is False:
             raise InputError(
@@ -101,7 +118,14 @@ class ScipyBackend:
         if options["dtmin"]:
             kw["min_step"] = options["dtmin"]
         sm = SCIPY_METHODS[method]
-        if sm in ("Radau", "BDF", "LSODA") and problem.jac is not None:
+        field, pv = _numpy_field(problem)
+        if field is not None and sm in ("Radau", "BDF", "LSODA") and problem.jac is None:
+
+            def jac_field(t: float, y: np.ndarray) -> np.ndarray:
+                return np.array(field.jac(t, y, pv), dtype=np.float64)
+
+            kw["jac"] = jac_field
+        elif sm in ("Radau", "BDF", "LSODA") and problem.jac is not None:
             jac = problem.jac
 
             def jac_np(t: float, y: np.ndarray) -> np.ndarray:
@@ -122,6 +146,11 @@ class ScipyBackend:
                     yt = torch.as_tensor(y, dtype=dtype, device=device)
                     out = f(torch.scalar_tensor(t, dtype=torch.float64), yt, pb)
                 return out.detach().cpu().numpy().astype(np.float64)
+
+            if field is not None:
+
+                def fun(t: float, y: np.ndarray) -> np.ndarray:
+                    return np.array(field.f(t, y, pv), dtype=np.float64)
 
             r = solve_ivp(fun, problem.tspan, y0, method=sm, t_eval=t_eval, dense_output=True, **kw)
             stats["nfev"] += int(r.nfev)
