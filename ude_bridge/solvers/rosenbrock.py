@@ -333,7 +333,7 @@ class Rosenbrock:
         if self.fsal:
             return st.f_last
         lean = st.lean
-        if lean is not None and lean.field and st.pending is not None:  # generated numpy f
+        if lean is not None and lean.field not in (None, _UNSET) and st.pending is not None:
             t1, y1 = st.pending[2], st.pending[3]
             st.pending = None
             _count(st, "nfev", 1)
