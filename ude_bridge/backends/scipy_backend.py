@@ -119,6 +119,12 @@ class ScipyBackend:
             kw["min_step"] = options["dtmin"]
         sm = SCIPY_METHODS[method]
         field, pv = _numpy_field(problem)
+        fun_field = None
+        if field is not None:
+
+            def fun_field(t: float, y: np.ndarray) -> np.ndarray:
+                return np.array(field.f(t, y, pv), dtype=np.float64)
+
         if field is not None and sm in ("Radau", "BDF", "LSODA") and problem.jac is None:
 
             def jac_field(t: float, y: np.ndarray) -> np.ndarray:
@@ -141,17 +147,13 @@ class ScipyBackend:
             if problem.batched and isinstance(p, torch.Tensor) and p.dim() == 2:
                 pb = p[b]
 
-            def fun(t: float, y: np.ndarray, pb: Any = pb) -> np.ndarray:
+            def fun_torch(t: float, y: np.ndarray, pb: Any = pb) -> np.ndarray:
                 with torch.no_grad():
                     yt = torch.as_tensor(y, dtype=dtype, device=device)
                     out = f(torch.scalar_tensor(t, dtype=torch.float64), yt, pb)
                 return out.detach().cpu().numpy().astype(np.float64)
 
-            if field is not None:
-
-                def fun(t: float, y: np.ndarray) -> np.ndarray:
-                    return np.array(field.f(t, y, pv), dtype=np.float64)
-
+            fun = fun_torch if fun_field is None else fun_field
             r = solve_ivp(fun, problem.tspan, y0, method=sm, t_eval=t_eval, dense_output=True, **kw)
             stats["nfev"] += int(r.nfev)
             nst = len(r.sol.ts) - 1 if r.sol is not None else len(r.t) - 1
